@@ -1,0 +1,1 @@
+"""Market data: load, validate, repair, resample; the synthetic generator."""

@@ -1,0 +1,85 @@
+"""The one exception tree of Quantum Trader.
+
+Callers branch on what they do next, so the tree is drawn by that::
+
+    QuantumTraderError
+    ├─ ConfigError          fatal at start-up: fix the configuration
+    ├─ DataError            market data is unusable: fix or repair the data
+    │   └─ DataValidationError   the validator found problems (carries them)
+    ├─ TransientError       retry with backoff
+    ├─ RejectedError        the venue refused; do not retry blindly
+    │   ├─ InsufficientMarginError
+    │   └─ InvalidOrderError
+    ├─ IllegalTransitionError   an order state change the state table forbids (a bug)
+    ├─ ConflictError        stale policy version
+    ├─ IntegrityError       broken audit chain, corrupt spool record
+    └─ StrategyError        a strategy raised or returned something malformed
+"""
+
+from __future__ import annotations
+
+class QuantumTraderError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class ConfigError(QuantumTraderError):
+    """The configuration is invalid; raised at start-up, before anything trades."""
+
+
+class DataError(QuantumTraderError):
+    """Market data cannot be read or used as given."""
+
+
+class DataValidationError(DataError):
+    """The data validator found problems; ``issues`` lists each with file and row."""
+
+    def __init__(self, message: str, issues: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.issues = issues
+
+
+class TransientError(QuantumTraderError):
+    """A temporary failure: the caller may retry with backoff."""
+
+
+class RejectedError(QuantumTraderError):
+    """The venue refused the request; retrying the same request will not help."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class InsufficientMarginError(RejectedError):
+    """The order needs more margin than the account has available."""
+
+    def __init__(self, message: str, *, required: float, available: float) -> None:
+        super().__init__(message, reason="insufficient_margin")
+        self.required = required
+        self.available = available
+
+
+class InvalidOrderError(RejectedError):
+    """The order breaks an instrument rule (size, price, notional) or an order rule."""
+
+
+class IllegalTransitionError(QuantumTraderError):
+    """An order was asked to change state in a way the state table forbids."""
+
+    def __init__(self, client_order_id: str, status: str, trigger: str) -> None:
+        super().__init__(f"order {client_order_id}: cannot apply {trigger!r} in status {status!r}")
+        self.client_order_id = client_order_id
+        self.status = status
+        self.trigger = trigger
+
+
+class ConflictError(QuantumTraderError):
+    """A compare-and-set write found a newer version than the one it read."""
+
+
+class IntegrityError(QuantumTraderError):
+    """Stored data failed an integrity check (hash chain, checksum)."""
+
+
+class StrategyError(QuantumTraderError):
+    """A strategy raised or produced output that breaks its contract."""

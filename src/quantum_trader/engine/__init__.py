@@ -1,0 +1,1 @@
+"""Composition root: settings, and the runners that wire the parts together."""

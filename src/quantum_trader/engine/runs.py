@@ -1,0 +1,48 @@
+"""A whole backtest job: settings in, market loaded, engine run, files written."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from quantum_trader.data.loaders import load_market
+from quantum_trader.data.market import MarketData
+from quantum_trader.data.synthetic import generate_market
+from quantum_trader.engine.backtest import run_backtest
+from quantum_trader.engine.settings import BacktestSettings
+from quantum_trader.observability.reports.files import write_run_outputs
+from quantum_trader.observability.reports.result import BacktestResult
+from quantum_trader.strategies.registry import create_strategy
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestRun:
+    """A finished job: its settings, result and the files it wrote."""
+
+    settings: BacktestSettings
+    result: BacktestResult
+    paths: dict[str, Path]
+
+
+def load_backtest_market(settings: BacktestSettings) -> MarketData:
+    """Load the market the settings name, or generate the synthetic one when none is named."""
+    if settings.data is None:
+        return generate_market(
+            settings.symbols,
+            bars=settings.synthetic_bars,
+            timeframe=settings.timeframe,
+            seed=settings.synthetic_seed,
+        )
+    return load_market(settings.data, settings.symbols, settings.timeframe)
+
+
+def run_backtest_job(
+    settings: BacktestSettings, progress: Callable[[float], None] | None = None
+) -> BacktestRun:
+    """Run the backtest the settings describe and write its outputs to ``settings.out``."""
+    strategy = create_strategy(settings.strategy, settings.params)
+    market = load_backtest_market(settings)
+    result = run_backtest(settings, strategy, market, progress=progress)
+    paths = write_run_outputs(result, settings.out)
+    return BacktestRun(settings, result, paths)

@@ -1,0 +1,119 @@
+"""Run settings: typed, frozen, unknown keys rejected; read from TOML or YAML, then CLI flags.
+
+A config file holds one table per concern; today ``[backtest]``::
+
+    [backtest]
+    data = "../shared/data/marketswarm_binance_usdm_futures"
+    symbols = ["BTCUSDT", "ETHUSDT"]
+    strategy = "sma_cross"
+    params = { fast = 10, slow = 50 }
+    cash = 10000
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from quantum_trader.domain.errors import ConfigError
+from quantum_trader.domain.trading import MarginMode
+
+ParamValue = float | int | str | bool
+
+
+class BacktestSettings(BaseModel):
+    """Everything a backtest needs to run reproducibly."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data: Path | None = Field(
+        default=None,
+        description="Folder or file of market data; omitted: the built-in synthetic market.",
+    )
+    symbols: tuple[str, ...] = Field(
+        default=("BTCUSDT", "ETHUSDT"), min_length=1, description="Symbols, exchange style."
+    )
+    timeframe: str = Field(default="1m", description="Bar size of the data, e.g. 1m, 5m, 1h.")
+    strategy: str = Field(default="sma_cross", description="Strategy name: sma_cross, breakout.")
+    params: dict[str, ParamValue] = Field(default_factory=dict, description="Strategy parameters.")
+    cash: float = Field(default=10_000.0, gt=0, description="Starting wallet balance in USDT.")
+    leverage: float = Field(default=10.0, ge=1, le=125, description="Leverage of every position.")
+    margin_mode: MarginMode = Field(default=MarginMode.CROSS, description="cross or isolated.")
+    fee_maker: float = Field(default=0.0002, ge=-0.01, le=0.01, description="Maker fee rate.")
+    fee_taker: float = Field(default=0.0004, ge=-0.01, le=0.01, description="Taker fee rate.")
+    slippage_bps: float = Field(default=0.0, ge=0, le=1000, description="Taker slippage, bps.")
+    funding: bool = Field(default=True, description="Apply funding at each funding time.")
+    synthetic_bars: int = Field(
+        default=43_200, ge=100, le=5_000_000, description="Bars per symbol of the synthetic market."
+    )
+    synthetic_seed: int = Field(default=7, description="Seed of the synthetic market.")
+    out: Path = Field(default=Path("runs/latest"), description="Folder for the run's outputs.")
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [s for s in v.split(",")]
+        if isinstance(v, list | tuple):
+            out = [str(s).strip().upper() for s in v]
+            if any(not s for s in out):
+                raise ValueError("empty symbol name")
+            if len(set(out)) != len(out):
+                raise ValueError("a symbol is listed twice")
+            return tuple(out)
+        return v
+
+
+class QtConfig(BaseModel):
+    """The whole configuration file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backtest: BacktestSettings = Field(default_factory=BacktestSettings)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a TOML or YAML config file into plain data; ConfigError names the file and problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    try:
+        if path.suffix.lower() == ".toml":
+            data: Any = tomllib.loads(text)
+        elif path.suffix.lower() in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"config file {path}: use a .toml, .yaml or .yml file")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper()}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: the top level must be a table of sections")
+    return data
+
+
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> QtConfig:
+    """Build the configuration from an optional file, then ``overrides`` for ``[backtest]``.
+
+    ``overrides`` are the CLI flags that were given; they win over the file.
+    """
+    raw = read_config_file(path) if path is not None else {}
+    section = dict(raw.get("backtest") or {})
+    if overrides:
+        params = {**section.get("params", {}), **overrides.pop("params", {})}
+        section.update(overrides)
+        if params:
+            section["params"] = params
+    raw = {**raw, "backtest": section}
+    try:
+        return QtConfig.model_validate(raw)
+    except ValidationError as exc:
+        where = f" in {path}" if path is not None else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration{where}: {problems}") from None

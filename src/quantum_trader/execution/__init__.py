@@ -1,0 +1,1 @@
+"""Execution: the exchange port, the simulated perpetuals exchange and the live adapter."""

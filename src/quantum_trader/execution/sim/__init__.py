@@ -1,0 +1,1 @@
+"""A simulated Binance-style USDT-M perpetuals exchange."""

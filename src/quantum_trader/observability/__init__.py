@@ -1,0 +1,1 @@
+"""Observability: reports now; audit log and metrics join here."""

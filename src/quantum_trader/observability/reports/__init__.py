@@ -1,0 +1,1 @@
+"""Backtest results, their summary statistics and the files a run writes."""

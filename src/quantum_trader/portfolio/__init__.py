@@ -1,0 +1,1 @@
+"""Accounting: positions, PnL, fees, funding, margin, equity, liquidation."""

@@ -1,0 +1,1 @@
+"""Built-in strategies behind one Strategy protocol."""
