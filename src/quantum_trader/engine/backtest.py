@@ -35,7 +35,6 @@ import pandas as pd
 
 from quantum_trader.data.market import MarketData, SymbolData
 from quantum_trader.data.timeframes import parse_timeframe
-from quantum_trader.domain.clock import ManualClock
 from quantum_trader.domain.errors import DataError, StrategyError
 from quantum_trader.domain.instruments import Instrument, resolve_instrument
 from quantum_trader.domain.orders import Order, OrderSide, OrderType
@@ -54,6 +53,7 @@ from quantum_trader.strategies.base import Bars, Signals, Strategy, TargetUnit
 
 ProgressFn = Callable[[float], None]
 _PROGRESS_EVERY = 2048
+_STOP_TAG = "stop_loss"
 
 
 class _RangeTable:
@@ -113,7 +113,19 @@ class _Rejection:
 class BacktestEngine:
     """Runs one strategy over a market with the simulated exchange."""
 
-    def __init__(self, settings: BacktestSettings, strategy: Strategy, market: MarketData) -> None:
+    def __init__(
+        self,
+        settings: BacktestSettings,
+        strategy: Strategy,
+        market: MarketData,
+        *,
+        bar_by_bar: bool = False,
+    ) -> None:
+        """Prepare a run.
+
+        ``bar_by_bar`` visits every bar as an event bar and checks liquidation on each, without
+        the skip-ahead bounds: slower, and the reference the fast path is tested against.
+        """
         missing = [s for s in settings.symbols if s not in market]
         if missing:
             raise DataError(f"no market data for {', '.join(missing)}")
@@ -121,7 +133,7 @@ class BacktestEngine:
         self.strategy = strategy
         self.market = {s: market[s] for s in settings.symbols}
         self.tf_ns = parse_timeframe(settings.timeframe)
-        self.clock = ManualClock()
+        self.bar_by_bar = bar_by_bar
 
     # ----------------------------------------------------------------- set-up
     def _prepare(self) -> tuple[npt.NDArray[np.int64], list[_Sym]]:
@@ -211,6 +223,8 @@ class BacktestEngine:
                 for u, rate, mark, ts in self._funding_events(sym, union):
                     funding_at.setdefault(u, []).append((sym, rate, mark, ts))
         events = sorted(decide_at.keys() | open_at.keys() | funding_at.keys())
+        if self.bar_by_bar:
+            events = list(range(n_union))
 
         loop = _Loop(self, account, exchange, syms, union)
         for n, u in enumerate(events):
@@ -347,6 +361,7 @@ class _Loop:
         self.union = union.tolist()
         self.tf_ns = engine.tf_ns
         self.isolated = engine.settings.margin_mode is MarginMode.ISOLATED
+        self.stop_loss = engine.settings.stop_loss
         self.wallet_u: list[int] = []
         self.wallet_v: list[float] = []
         self.rejections: list[_Rejection] = []
@@ -380,7 +395,7 @@ class _Loop:
                 s.steps_u.append(u)
                 s.steps_qty.append(pos.quantity)
                 s.steps_basis.append(basis)
-        self._safe = self._provably_safe()
+        self._safe = self._provably_safe() and not self.engine.bar_by_bar
 
     def _provably_safe(self) -> bool:
         """True if no price within the data's global range can liquidate the positions."""
@@ -419,6 +434,9 @@ class _Loop:
             marks = self._marks(u, closes=False)
             for s in opens:
                 ex.on_open(s.name, s.open_u[u], ts, marks)
+            if self.stop_loss is not None:
+                for s in opens:
+                    self._place_stop(s, ts, marks)
         if funding:
             for s, rate, mark, f_ts in funding:
                 ex.settle_funding(s.name, rate, mark, f_ts)
@@ -497,6 +515,33 @@ class _Loop:
             self.exchange.submit(order, marks)
             if order.reject_reason:
                 self.rejections.append(_Rejection(ts, s.name, order.side.value, qty, order.reject_reason))
+
+    def _place_stop(self, s: _Sym, ts: int, marks: dict[str, float]) -> None:
+        """Replace ``s``'s protective stop so it guards the position now held."""
+        assert self.stop_loss is not None
+        for order in self.exchange.resting(s.name):
+            if order.tag == _STOP_TAG:
+                self.exchange.cancel(order.client_order_id, ts)
+        pos = self.account.positions[s.name]
+        if pos.quantity == 0.0:
+            return
+        long = pos.quantity > 0
+        level = pos.entry_price * (1.0 - self.stop_loss if long else 1.0 + self.stop_loss)
+        self._seq += 1
+        stop = Order(
+            client_order_id=f"bt-{self._seq:07d}",
+            symbol=s.name,
+            side=OrderSide.SELL if long else OrderSide.BUY,
+            type=OrderType.STOP_MARKET,
+            quantity=abs(pos.quantity),
+            ts_init=ts,
+            trigger_price=s.inst.round_price(level, up=not long),
+            reduce_only=True,
+            tag=_STOP_TAG,
+        )
+        self.exchange.submit(stop, marks, intrabar=True)
+        if stop.reject_reason:
+            self.rejections.append(_Rejection(ts, s.name, stop.side.value, stop.quantity, stop.reject_reason))
 
     # ----------------------------------------------------------------- passive segments
     def scan_passive(self, a: int, b: int) -> None:

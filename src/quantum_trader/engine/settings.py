@@ -47,6 +47,13 @@ class BacktestSettings(BaseModel):
     fee_taker: float = Field(default=0.0004, ge=-0.01, le=0.01, description="Taker fee rate.")
     slippage_bps: float = Field(default=0.0, ge=0, le=1000, description="Taker slippage, bps.")
     funding: bool = Field(default=True, description="Apply funding at each funding time.")
+    stop_loss: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Protective stop as a fraction of the entry price (0.02 = 2%); a reduce-only "
+        "stop-market order follows every position. Omitted: no stop.",
+    )
     synthetic_bars: int = Field(
         default=43_200, ge=100, le=5_000_000, description="Bars per symbol of the synthetic market."
     )

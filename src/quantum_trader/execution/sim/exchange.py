@@ -50,12 +50,19 @@ class SimulatedExchange:
         self._resting: dict[str, list[Order]] = {s: [] for s in self.instruments}
 
     # ----------------------------------------------------------------- orders
-    def submit(self, order: Order, marks: Mapping[str, float]) -> Order:
+    def submit(self, order: Order, marks: Mapping[str, float], *, intrabar: bool = False) -> Order:
         """Accept or reject ``order``; accepted orders wait for the next price they can meet.
 
         ``marks`` holds the last known price of every symbol with a position, and of the
-        order's symbol (the reference price for its margin check).
+        order's symbol (the reference price for its margin check). An order submitted
+        ``intrabar`` (after the current bar's open was handled) is a limit or stop order that
+        rests at once and meets the rest of the current bar.
         """
+        if intrabar and order.type is OrderType.MARKET:
+            raise InvalidOrderError(
+                f"order {order.client_order_id}: a market order cannot be placed intrabar",
+                reason="intrabar_market",
+            )
         ts = order.ts_init
         if order.client_order_id in self.orders:
             return self._reject(order, ts, "duplicate_client_order_id")
@@ -73,7 +80,7 @@ class SimulatedExchange:
         except (InvalidOrderError, InsufficientMarginError) as exc:
             return self._reject(order, ts, exc.reason, str(exc))
         order.apply(OrderTrigger.ACCEPT, ts)
-        self._awaiting_open[order.symbol].append(order)
+        (self._resting if intrabar else self._awaiting_open)[order.symbol].append(order)
         return order
 
     def cancel(self, client_order_id: str, ts_ns: int) -> Order | None:

@@ -1,0 +1,1 @@
+"""Shipped test helpers: builders of market data and small strategies for scenarios."""
