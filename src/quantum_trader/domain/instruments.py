@@ -7,7 +7,8 @@ made, so what reaches an exchange is always on its grid.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 
 from quantum_trader.domain.errors import InvalidOrderError
@@ -41,6 +42,8 @@ class Instrument:
     contract_type: ContractType = ContractType.PERPETUAL
     maintenance_margin_rate: float = 0.01
     max_leverage: float = 20.0
+    price_decimals: int = field(init=False, repr=False, compare=False)
+    qty_decimals: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("tick_size", "lot_size", "min_qty", "maintenance_margin_rate", "max_leverage"):
@@ -49,17 +52,33 @@ class Instrument:
                 raise ValueError(f"instrument {self.symbol}: {name} must be > 0, got {value!r}")
         if not (math.isfinite(self.min_notional) and self.min_notional >= 0):
             raise ValueError(f"instrument {self.symbol}: min_notional must be >= 0")
+        # n * 0.1 is not always the float nearest to the decimal price (1073487 * 0.1 is
+        # 107348.70000000001), so grid values are rounded to the grid's decimals.
+        object.__setattr__(self, "price_decimals", _decimals(self.tick_size))
+        object.__setattr__(self, "qty_decimals", _decimals(self.lot_size))
 
     def round_qty_down(self, qty: float) -> float:
         """Round an absolute quantity down to the lot size (never trade more than asked)."""
-        lots = math.floor(abs(qty) / self.lot_size + _GRID_EPS)
-        return round(lots * self.lot_size, 12)
+        lots_f = abs(qty) / self.lot_size
+        lots = math.floor(lots_f + _grid_tolerance(lots_f))
+        return round(lots * self.lot_size, self.qty_decimals)
+
+    def snap_qty(self, qty: float) -> float:
+        """Snap a signed sum of lot multiples back onto the lot grid (float sums drift by ulps)."""
+        n = round(qty / self.lot_size)
+        return 0.0 if n == 0 else round(n * self.lot_size, self.qty_decimals)
 
     def round_price(self, price: float, *, up: bool) -> float:
         """Round a price to the tick, up or down (callers choose the side that hurts them)."""
         ticks = price / self.tick_size
-        n = math.ceil(ticks - _GRID_EPS) if up else math.floor(ticks + _GRID_EPS)
-        return round(n * self.tick_size, 12)
+        nearest = round(ticks)
+        # A price on the grid divides to within float error of an integer, and that error grows
+        # with the number of ticks: compare relative to it.
+        if abs(ticks - nearest) <= _grid_tolerance(ticks):
+            n = nearest
+        else:
+            n = math.ceil(ticks) if up else math.floor(ticks)
+        return round(n * self.tick_size, self.price_decimals)
 
     def check_order(self, qty: float, price: float, *, reduce_only: bool) -> None:
         """Raise InvalidOrderError when ``qty`` at ``price`` breaks a filter.
@@ -85,6 +104,17 @@ class Instrument:
                 f"{self.min_notional}",
                 reason="min_notional",
             )
+
+
+def _grid_tolerance(steps: float) -> float:
+    """How far from an integer a count of grid steps may be and still be on the grid."""
+    return _GRID_EPS + 1e-12 * abs(steps)
+
+
+def _decimals(step: float) -> int:
+    """Decimal places of a grid step as written: 0.1 -> 1, 1e-05 -> 5, 0.25 -> 2, 10 -> 0."""
+    exponent = Decimal(repr(step)).normalize().as_tuple().exponent
+    return max(0, -int(exponent))
 
 
 def _usdm(symbol: str, tick: float, lot: float, notional: float, mmr: float, lev: float) -> Instrument:

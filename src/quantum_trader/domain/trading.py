@@ -131,9 +131,14 @@ class Trade:
 
     def add_exit(self, qty: float, price: float) -> None:
         """Record that ``qty`` (absolute) left the position at ``price``."""
+        first = self._exit_qty == 0.0
         self._exit_value += qty * price
         self._exit_qty += qty
-        self.exit_price = self._exit_value / self._exit_qty
+        # qty * price / qty can be one ulp off price: keep a single exit price exactly.
+        if first or price == self.exit_price:
+            self.exit_price = price
+        else:
+            self.exit_price = self._exit_value / self._exit_qty
 
 
 @dataclass(frozen=True, slots=True)

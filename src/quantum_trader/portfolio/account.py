@@ -192,14 +192,14 @@ class Account:
         realized = 0.0
         closed = 0.0
         if q0 == 0.0 or (q0 > 0) == (dq > 0):
-            q1 = _on_grid(q0 + dq, inst.lot_size)
+            q1 = inst.snap_qty(q0 + dq)
             pos.entry_price = (q0 * pos.entry_price + dq * price) / q1
             if pos.margin_mode is MarginMode.ISOLATED:
                 pos.isolated_margin += abs(dq) * price / pos.leverage
         else:
             closed = min(abs(dq), abs(q0))
             realized = closed * (price - pos.entry_price) * (1.0 if q0 > 0 else -1.0)
-            q1 = _on_grid(q0 + dq, inst.lot_size)
+            q1 = inst.snap_qty(q0 + dq)
             if pos.margin_mode is MarginMode.ISOLATED:
                 pos.isolated_margin *= (abs(q0) - closed) / abs(q0)
             if q1 == 0.0:
@@ -347,9 +347,3 @@ class Account:
     def all_trades(self) -> list[Trade]:
         """Closed trades in closing order, then open trades by symbol."""
         return [*self.closed_trades, *(self.open_trades[s] for s in sorted(self.open_trades))]
-
-
-def _on_grid(qty: float, lot: float) -> float:
-    """Snap a sum of lot multiples back onto the lot grid (float sums drift by ulps)."""
-    n = round(qty / lot)
-    return 0.0 if n == 0 else n * lot
