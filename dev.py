@@ -24,12 +24,12 @@ STAMP = VENV / ".qt-installed"
 
 
 def _run(*cmd: str | Path) -> int:
-    return subprocess.call([str(c) for c in cmd], cwd=ROOT)
+    return subprocess.call([str(c) for c in cmd], cwd=ROOT)  # noqa: S603 - our own tools
 
 
 def ensure_venv() -> None:
     """Create .venv and install the project with its dev extras, once per pyproject change."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file runs on whatever python3 is
         sys.exit(f"Python >= 3.11 is needed, this is {sys.version.split()[0]}")
     want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == want:

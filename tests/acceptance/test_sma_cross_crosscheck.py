@@ -84,8 +84,14 @@ def _random_walk(symbol: str, n: int, seed: int, start_price: float) -> SymbolDa
     low = np.minimum(open_, close) - np.round(rng.uniform(0, 5, n), 1)
     dates = pd.date_range("2024-03-01 05:00", periods=n, freq="1min", tz="UTC")
     candles = pd.DataFrame(
-        {"date": dates, "open": open_, "high": high, "low": low, "close": close,
-         "volume": rng.uniform(1, 10, n)}
+        {
+            "date": dates,
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": rng.uniform(1, 10, n),
+        }
     )
     f_dates = pd.date_range(pd.Timestamp("2024-03-01 08:00", tz="UTC"), dates[-1], freq="8h")
     m = len(f_dates)
@@ -186,14 +192,27 @@ def _book(data: SymbolData, pos: F64, fee_rate: float = FEE) -> RefBook:
     unrealized = np.where(pos != 0, pos * (close - entry), 0.0)
 
     fills = pd.DataFrame(
-        {"time": ts[fb], "side": np.where(dq > 0, "buy", "sell"), "quantity": np.abs(dq),
-         "price": px, "fee": fee}
+        {
+            "time": ts[fb],
+            "side": np.where(dq > 0, "buy", "sell"),
+            "quantity": np.abs(dq),
+            "price": px,
+            "fee": fee,
+        }
     )
     trades = pd.DataFrame(
-        {"side": np.where(side > 0, "long", "short"), "quantity": qty, "entry_time": ts[fb],
-         "entry_price": px, "exit_time": exit_ts, "exit_price": exit_px,
-         "status": ["closed"] * (len(fb) - 1) + ["open"] * min(len(fb), 1),
-         "realized_pnl": realized, "fees": fees, "funding": funding}
+        {
+            "side": np.where(side > 0, "long", "short"),
+            "quantity": qty,
+            "entry_time": ts[fb],
+            "entry_price": px,
+            "exit_time": exit_ts,
+            "exit_price": exit_px,
+            "status": ["closed"] * (len(fb) - 1) + ["open"] * min(len(fb), 1),
+            "realized_pnl": realized,
+            "fees": fees,
+            "funding": funding,
+        }
     )
     return RefBook(data.symbol, ts, fills, trades, flow, unrealized, float(paid.sum()))
 
@@ -298,7 +317,9 @@ def _assert_trades_match(engine: pd.DataFrame, ref: pd.DataFrame, symbol: str) -
     np.testing.assert_allclose(
         got["net_pnl"].to_numpy(),
         (ref["realized_pnl"] - ref["fees"] + ref["funding"]).to_numpy(),
-        rtol=REL, atol=REL, err_msg=f"{symbol} net_pnl",
+        rtol=REL,
+        atol=REL,
+        err_msg=f"{symbol} net_pnl",
     )
 
 
@@ -383,14 +404,21 @@ def _hand_market() -> SymbolData:
     """200 bars: flat at 1000, +1/bar, -2/bar, +3/bar; each open is the previous close + 0.3."""
     t = np.arange(200)
     close = np.select(
-        [t < 50, t < 100, t < 150], [1000.0 + 0 * t, 1000.0 + (t - 49), 1050.0 - 2 * (t - 99)],
+        [t < 50, t < 100, t < 150],
+        [1000.0 + 0 * t, 1000.0 + (t - 49), 1050.0 - 2 * (t - 99)],
         950.0 + 3 * (t - 149),
     ).astype(np.float64)
     open_ = np.round(np.concatenate([[1000.0], close[:-1] + 0.3]), 1)
     dates = pd.date_range("2024-01-01", periods=200, freq="1min", tz="UTC")
     candles = pd.DataFrame(
-        {"date": dates, "open": open_, "high": np.maximum(open_, close) + 0.5,
-         "low": np.minimum(open_, close) - 0.5, "close": close, "volume": 1.0}
+        {
+            "date": dates,
+            "open": open_,
+            "high": np.maximum(open_, close) + 0.5,
+            "low": np.minimum(open_, close) - 0.5,
+            "close": close,
+            "volume": 1.0,
+        }
     )
     ms5, hour = pd.Timedelta(milliseconds=5), pd.Timedelta(hours=1)
     funding = pd.DataFrame(

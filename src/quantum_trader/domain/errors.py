@@ -13,10 +13,12 @@ Callers branch on what they do next, so the tree is drawn by that::
     ├─ IllegalTransitionError   an order state change the state table forbids (a bug)
     ├─ ConflictError        stale policy version
     ├─ IntegrityError       broken audit chain, corrupt spool record
+    ├─ AuditUnavailableError   the audit log cannot be written: stop sending orders (fail closed)
     └─ StrategyError        a strategy raised or returned something malformed
 """
 
 from __future__ import annotations
+
 
 class QuantumTraderError(Exception):
     """Root of every error this package raises on purpose."""
@@ -79,6 +81,10 @@ class ConflictError(QuantumTraderError):
 
 class IntegrityError(QuantumTraderError):
     """Stored data failed an integrity check (hash chain, checksum)."""
+
+
+class AuditUnavailableError(QuantumTraderError):
+    """The audit log cannot be written; no new order may be sent until it can."""
 
 
 class StrategyError(QuantumTraderError):

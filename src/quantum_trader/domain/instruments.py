@@ -117,7 +117,9 @@ def _decimals(step: float) -> int:
     return max(0, -int(exponent))
 
 
-def _usdm(symbol: str, tick: float, lot: float, notional: float, mmr: float, lev: float) -> Instrument:
+def _usdm(
+    symbol: str, tick: float, lot: float, notional: float, mmr: float, lev: float
+) -> Instrument:
     return Instrument(
         symbol=symbol,
         base=symbol.removesuffix("USDT"),

@@ -39,7 +39,7 @@ class OrderType(StrEnum):
 
 
 class TimeInForce(StrEnum):
-    """How long an order may rest: good till cancel, immediate or cancel, fill or kill, post only."""
+    """How long an order may rest: GTC, immediate-or-cancel, fill-or-kill, post-only (GTX)."""
 
     GTC = "gtc"
     IOC = "ioc"
@@ -77,9 +77,7 @@ class OrderTrigger(StrEnum):
     EXPIRE = "expire"
 
 
-_OPEN = frozenset(
-    {OrderStatus.ACCEPTED, OrderStatus.TRIGGERED, OrderStatus.PARTIALLY_FILLED}
-)
+_OPEN = frozenset({OrderStatus.ACCEPTED, OrderStatus.TRIGGERED, OrderStatus.PARTIALLY_FILLED})
 
 S, T = OrderStatus, OrderTrigger
 TRANSITIONS: dict[tuple[OrderStatus, OrderTrigger], OrderStatus] = {

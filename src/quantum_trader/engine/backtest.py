@@ -175,7 +175,9 @@ class BacktestEngine:
         try:
             sig = self.strategy.signals(sym.bars)
         except Exception as exc:
-            raise StrategyError(f"strategy {self.strategy.name!r} failed on {sym.name}: {exc}") from exc
+            raise StrategyError(
+                f"strategy {self.strategy.name!r} failed on {sym.name}: {exc}"
+            ) from exc
         target = np.asarray(sig.target, dtype=np.float64)
         if target.shape != (len(sym.bars),):
             raise StrategyError(
@@ -270,7 +272,10 @@ class BacktestEngine:
         j = np.searchsorted(m_ts, f_ts, side="right") - 1
         # Funding stamps run a few ms past the 8h mark; accept a mark from the minute before.
         ok = (j >= 0) & (f_ts - m_ts[np.maximum(j, 0)] < 60_000_000_000)
-        return [float(m_px[jj]) if good else math.nan for jj, good in zip(j.tolist(), ok.tolist(), strict=True)]
+        return [
+            float(m_px[jj]) if good else math.nan
+            for jj, good in zip(j.tolist(), ok.tolist(), strict=True)
+        ]
 
     # ----------------------------------------------------------------- result
     def _result(
@@ -302,7 +307,17 @@ class BacktestEngine:
         fills = loop.exchange.fills
         fills_df = pd.DataFrame(
             [
-                (f.ts_event, f.symbol, f.side.value, f.quantity, f.price, f.fee, f.liquidity.value, f.client_order_id, f.liquidation)
+                (
+                    f.ts_event,
+                    f.symbol,
+                    f.side.value,
+                    f.quantity,
+                    f.price,
+                    f.fee,
+                    f.liquidity.value,
+                    f.client_order_id,
+                    f.liquidation,
+                )
                 for f in fills
             ],
             columns=list(FILL_COLUMNS),
@@ -405,7 +420,9 @@ class _Loop:
                 pos = acct.positions[s.name]
                 if pos.quantity:
                     liq = acct.isolated_liquidation_price(s.name)
-                    if (pos.quantity > 0 and s.global_low <= liq) or (pos.quantity < 0 and s.global_high >= liq):
+                    if (pos.quantity > 0 and s.global_low <= liq) or (
+                        pos.quantity < 0 and s.global_high >= liq
+                    ):
                         return False
             return True
         equity_lb = acct.wallet
@@ -463,7 +480,9 @@ class _Loop:
                 pos = acct.positions[s.name]
                 if pos.quantity:
                     liq = acct.isolated_liquidation_price(s.name)
-                    if (pos.quantity > 0 and s.low_u[u] <= liq) or (pos.quantity < 0 and s.high_u[u] >= liq):
+                    if (pos.quantity > 0 and s.low_u[u] <= liq) or (
+                        pos.quantity < 0 and s.high_u[u] >= liq
+                    ):
                         self.exchange.liquidate_isolated(s.name, ts)
                         hit = True
             return hit
@@ -497,7 +516,9 @@ class _Loop:
             delta = want - held
             if abs(delta) < s.inst.lot_size * 0.5:
                 if want == 0.0 and target != 0.0:
-                    self.rejections.append(_Rejection(ts, s.name, OrderSide.of(target).value, 0.0, "below_lot_size"))
+                    self.rejections.append(
+                        _Rejection(ts, s.name, OrderSide.of(target).value, 0.0, "below_lot_size")
+                    )
                 continue
             qty = s.inst.round_qty_down(delta)
             reduce_only = want == 0.0 or (want * held > 0 and abs(want) < abs(held))
@@ -514,7 +535,9 @@ class _Loop:
             )
             self.exchange.submit(order, marks)
             if order.reject_reason:
-                self.rejections.append(_Rejection(ts, s.name, order.side.value, qty, order.reject_reason))
+                self.rejections.append(
+                    _Rejection(ts, s.name, order.side.value, qty, order.reject_reason)
+                )
 
     def _place_stop(self, s: _Sym, ts: int, marks: dict[str, float]) -> None:
         """Replace ``s``'s protective stop so it guards the position now held."""
@@ -541,7 +564,9 @@ class _Loop:
         )
         self.exchange.submit(stop, marks, intrabar=True)
         if stop.reject_reason:
-            self.rejections.append(_Rejection(ts, s.name, stop.side.value, stop.quantity, stop.reject_reason))
+            self.rejections.append(
+                _Rejection(ts, s.name, stop.side.value, stop.quantity, stop.reject_reason)
+            )
 
     # ----------------------------------------------------------------- passive segments
     def scan_passive(self, a: int, b: int) -> None:
@@ -607,7 +632,9 @@ class _Loop:
         return s.table
 
 
-def _steps(at: list[int], values: list[float], initial: float, idx: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+def _steps(
+    at: list[int], values: list[float], initial: float, idx: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
     """Expand a step function (value ``values[i]`` from bar ``at[i]`` on) to every bar."""
     if not at:
         return np.full(len(idx), initial)

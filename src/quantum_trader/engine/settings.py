@@ -97,7 +97,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
         else:
             raise ConfigError(f"config file {path}: use a .toml, .yaml or .yml file")
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper()}: {exc}") from exc
+        raise ConfigError(
+            f"config file {path} is not valid {path.suffix[1:].upper()}: {exc}"
+        ) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: the top level must be a table of sections")
     return data

@@ -113,7 +113,9 @@ class Account:
         total = 0.0
         for sym, pos in self.positions.items():
             if pos.quantity:
-                total += abs(pos.quantity) * marks[sym] * self.instruments[sym].maintenance_margin_rate
+                total += (
+                    abs(pos.quantity) * marks[sym] * self.instruments[sym].maintenance_margin_rate
+                )
         return total
 
     def snapshot(self, marks: Mapping[str, float], ts_ns: int) -> AccountSnapshot:

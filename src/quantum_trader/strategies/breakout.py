@@ -10,7 +10,7 @@ from quantum_trader.strategies.indicators import rolling_max, rolling_min, shift
 
 
 class DonchianBreakout:
-    """Enter on a close beyond the prior ``lookback``-bar channel; exit on the ``exit_lookback`` one.
+    """Enter on a close beyond the prior ``lookback`` channel; exit on the ``exit_lookback`` one.
 
     Long when close breaks above the highest high of the previous ``lookback`` bars, short when
     it breaks below the lowest low. A long exits (flat) when close falls below the lowest low of
@@ -50,7 +50,10 @@ class DonchianBreakout:
 
     def params(self) -> dict[str, float | int | str]:
         """Parameters as given."""
-        p: dict[str, float | int | str] = {"lookback": self.lookback, "exit_lookback": self.exit_lookback}
+        p: dict[str, float | int | str] = {
+            "lookback": self.lookback,
+            "exit_lookback": self.exit_lookback,
+        }
         if self.qty is not None:
             p["qty"] = self.qty
         else:

@@ -48,4 +48,6 @@ def _coerce(strategy: str, key: str, raw: object, default: object) -> object:
             return int(raw)
         return float(raw)
     except ValueError:
-        raise ConfigError(f"strategy {strategy!r}: parameter {key}={raw!r} is not a number") from None
+        raise ConfigError(
+            f"strategy {strategy!r}: parameter {key}={raw!r} is not a number"
+        ) from None

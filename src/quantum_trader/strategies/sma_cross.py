@@ -18,9 +18,13 @@ class SmaCross:
 
     name = "sma_cross"
 
-    def __init__(self, fast: int = 10, slow: int = 50, fraction: float = 0.2, qty: float | None = None) -> None:
+    def __init__(
+        self, fast: int = 10, slow: int = 50, fraction: float = 0.2, qty: float | None = None
+    ) -> None:
         if not (isinstance(fast, int) and isinstance(slow, int)) or fast < 1 or slow <= fast:
-            raise ConfigError(f"sma_cross: need integers 1 <= fast < slow, got fast={fast}, slow={slow}")
+            raise ConfigError(
+                f"sma_cross: need integers 1 <= fast < slow, got fast={fast}, slow={slow}"
+            )
         if not 0 < fraction <= 10:
             raise ConfigError(f"sma_cross: fraction must be in (0, 10], got {fraction}")
         if qty is not None and not qty > 0:

@@ -39,7 +39,9 @@ def candles(
     )
 
 
-def symbol_data(symbol: str, frame: pd.DataFrame, funding: pd.DataFrame | None = None) -> SymbolData:
+def symbol_data(
+    symbol: str, frame: pd.DataFrame, funding: pd.DataFrame | None = None
+) -> SymbolData:
     """Wrap a candle frame (and optional funding) as SymbolData from a named test source."""
     return SymbolData(symbol, "1m", frame, funding, None, source=f"test:{symbol}")
 
@@ -49,7 +51,9 @@ class ScriptedStrategy:
 
     name = "scripted"
 
-    def __init__(self, targets: dict[str, Sequence[float]], unit: TargetUnit = TargetUnit.QUANTITY) -> None:
+    def __init__(
+        self, targets: dict[str, Sequence[float]], unit: TargetUnit = TargetUnit.QUANTITY
+    ) -> None:
         self.targets = {s: np.asarray(t, dtype=np.float64) for s, t in targets.items()}
         self.unit = unit
 

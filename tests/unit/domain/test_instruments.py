@@ -15,13 +15,15 @@ GRIDS = sorted(BINANCE_USDM)
 @given(sym=st.sampled_from(GRIDS), n=st.integers(1, 10**9))
 def test_round_price_when_price_is_decimal_on_grid_returns_it_exactly(sym: str, n: int) -> None:
     inst = BINANCE_USDM[sym]
-    price = float(f"{n * 10 ** -inst.price_decimals:.{inst.price_decimals}f}")
+    price = float(f"{n * 10**-inst.price_decimals:.{inst.price_decimals}f}")
     assert inst.round_price(price, up=True) == price
     assert inst.round_price(price, up=False) == price
 
 
 @given(sym=st.sampled_from(GRIDS), qty=st.floats(0, 1e6, allow_nan=False))
-def test_round_qty_down_when_any_quantity_never_exceeds_it_and_is_on_grid(sym: str, qty: float) -> None:
+def test_round_qty_down_when_any_quantity_never_exceeds_it_and_is_on_grid(
+    sym: str, qty: float
+) -> None:
     inst = BINANCE_USDM[sym]
     q = inst.round_qty_down(qty)
     assert q <= qty + 1e-9

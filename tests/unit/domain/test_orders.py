@@ -32,7 +32,9 @@ def new_order(**kw: object) -> Order:
 
 
 @pytest.mark.parametrize(("status", "trigger"), list(itertools.product(OrderStatus, OrderTrigger)))
-def test_apply_when_pair_not_in_table_raises_else_moves(status: OrderStatus, trigger: OrderTrigger) -> None:
+def test_apply_when_pair_not_in_table_raises_else_moves(
+    status: OrderStatus, trigger: OrderTrigger
+) -> None:
     o = new_order()
     o.status = status
     expected = TRANSITIONS.get((status, trigger))
@@ -46,7 +48,12 @@ def test_apply_when_pair_not_in_table_raises_else_moves(status: OrderStatus, tri
 
 
 def test_terminal_statuses_have_no_way_out() -> None:
-    for status in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED):
+    for status in (
+        OrderStatus.FILLED,
+        OrderStatus.CANCELED,
+        OrderStatus.REJECTED,
+        OrderStatus.EXPIRED,
+    ):
         assert not status.is_open
         assert not any(s is status for s, _ in TRANSITIONS)
 

@@ -19,14 +19,21 @@ SYM = "TESTUSDT"
 
 
 def settings_for(**kw: object) -> BacktestSettings:
-    base: dict[str, object] = {"symbols": (SYM,), "cash": 10_000.0, "leverage": 10.0, "fee_taker": 0.0004}
+    base: dict[str, object] = {
+        "symbols": (SYM,),
+        "cash": 10_000.0,
+        "leverage": 10.0,
+        "fee_taker": 0.0004,
+    }
     base.update(kw)
     return BacktestSettings.model_validate(base)
 
 
 def test_run_when_target_changes_fills_at_next_open_not_same_close() -> None:
     frame = candles([100, 101, 102, 103], closes=[100.5, 101.5, 102.5, 103.5])
-    res = run_backtest(settings_for(), ScriptedStrategy({SYM: [1, 1, 1, 1]}), {SYM: symbol_data(SYM, frame)})
+    res = run_backtest(
+        settings_for(), ScriptedStrategy({SYM: [1, 1, 1, 1]}), {SYM: symbol_data(SYM, frame)}
+    )
     fill = res.fills.iloc[0]
     assert fill["time"] == frame["date"][1]
     assert fill["price"] == 101.0  # bar 1's open, not bar 0's close 100.5
@@ -39,9 +46,11 @@ def test_run_when_stop_loss_touched_exits_at_stop_and_does_not_reenter() -> None
     opens = [100, 100, 99.5, 99.0, 98.5, 99.0]
     lows = [100, 99.8, 99.0, 97.0, 98.0, 98.5]
     highs = [100, 100.2, 99.8, 99.2, 99.0, 99.5]
-    frame = candles(opens, highs, lows, closes=opens[1:] + [99.0])
+    frame = candles(opens, highs, lows, closes=[*opens[1:], 99.0])
     res = run_backtest(
-        settings_for(stop_loss=0.02), ScriptedStrategy({SYM: [1] * 6}), {SYM: symbol_data(SYM, frame)}
+        settings_for(stop_loss=0.02),
+        ScriptedStrategy({SYM: [1] * 6}),
+        {SYM: symbol_data(SYM, frame)},
     )
     assert list(res.fills["price"]) == [100.0, 98.0]  # entry at bar 1's open; stop at 100 * 0.98
     assert res.fills["time"].iloc[1] == frame["date"][3]  # the first bar whose low reaches 98
@@ -91,7 +100,8 @@ def test_run_when_cross_account_breaches_maintenance_wallet_goes_to_zero() -> No
 def test_run_when_margin_insufficient_rejects_order_and_keeps_running() -> None:
     frame = candles([100] * 5)
     res = run_backtest(
-        settings_for(cash=100.0, leverage=1.0), ScriptedStrategy({SYM: [5, 5, 0.5, 0.5, 0.5]}),
+        settings_for(cash=100.0, leverage=1.0),
+        ScriptedStrategy({SYM: [5, 5, 0.5, 0.5, 0.5]}),
         {SYM: symbol_data(SYM, frame)},
     )
     assert len(res.rejected_orders) == 1
@@ -106,7 +116,8 @@ def test_run_when_funding_time_inside_a_bar_charges_position_held_after_its_open
         {"date": [frame["date"][1] + pd.Timedelta(milliseconds=5)], "rate": [0.001]}
     )
     res = run_backtest(
-        settings_for(fee_taker=0.0), ScriptedStrategy({SYM: [2, 2, 2, 2]}),
+        settings_for(fee_taker=0.0),
+        ScriptedStrategy({SYM: [2, 2, 2, 2]}),
         {SYM: symbol_data(SYM, frame, funding)},
     )
     # filled at bar 1's open (100); funding at bar 1: -2 * 100 (its open, no mark data) * 0.001
@@ -118,7 +129,9 @@ def test_run_when_no_funding_flag_ignores_funding_data() -> None:
     frame = candles([100, 100, 102, 104])
     funding = pd.DataFrame({"date": [frame["date"][2]], "rate": [0.01]})
     res = run_backtest(
-        settings_for(funding=False), ScriptedStrategy({SYM: [2] * 4}), {SYM: symbol_data(SYM, frame, funding)}
+        settings_for(funding=False),
+        ScriptedStrategy({SYM: [2] * 4}),
+        {SYM: symbol_data(SYM, frame, funding)},
     )
     assert res.summary["funding"] == 0.0
 
@@ -139,7 +152,10 @@ class _Broken:
         return Signals(np.zeros(len(bars) - 1), TargetUnit.QUANTITY)
 
 
-@pytest.mark.parametrize(("mode", "match"), [("raise", "failed on TESTUSDT: boom"), ("short", r"returned \(3,\) targets")])
+@pytest.mark.parametrize(
+    ("mode", "match"),
+    [("raise", "failed on TESTUSDT: boom"), ("short", r"returned \(3,\) targets")],
+)
 def test_run_when_strategy_misbehaves_raises_strategy_error(mode: str, match: str) -> None:
     with pytest.raises(StrategyError, match=match):
         run_backtest(settings_for(), _Broken(mode), {SYM: symbol_data(SYM, candles([100] * 4))})  # type: ignore[arg-type]
@@ -147,7 +163,11 @@ def test_run_when_strategy_misbehaves_raises_strategy_error(mode: str, match: st
 
 def test_engine_when_symbol_missing_from_market_raises_data_error() -> None:
     with pytest.raises(DataError, match="no market data for ETHUSDT"):
-        BacktestEngine(settings_for(symbols=(SYM, "ETHUSDT")), ScriptedStrategy({}), {SYM: symbol_data(SYM, candles([1.0]))})
+        BacktestEngine(
+            settings_for(symbols=(SYM, "ETHUSDT")),
+            ScriptedStrategy({}),
+            {SYM: symbol_data(SYM, candles([1.0]))},
+        )
 
 
 def _random_market(seed: int, n: int) -> dict[str, pd.DataFrame]:
@@ -180,10 +200,15 @@ def test_skip_ahead_when_compared_with_bar_by_bar_gives_identical_results(
     n = 400
     frames = _random_market(seed, n)
     rng = np.random.default_rng(seed + 1)
-    targets = {s: np.repeat(rng.choice([-1.0, 0.0, 1.0, np.nan], n // 20), 20) * 4.0 for s in frames}
+    targets = {
+        s: np.repeat(rng.choice([-1.0, 0.0, 1.0, np.nan], n // 20), 20) * 4.0 for s in frames
+    }
     market = {s: symbol_data(s, f) for s, f in frames.items()}
     cfg = settings_for(
-        symbols=tuple(frames), cash=1_000.0, leverage=leverage, stop_loss=stop,
+        symbols=tuple(frames),
+        cash=1_000.0,
+        leverage=leverage,
+        stop_loss=stop,
         margin_mode=MarginMode.ISOLATED if isolated else MarginMode.CROSS,
     )
     strategy = ScriptedStrategy(targets, unit=TargetUnit.EQUITY_FRACTION)

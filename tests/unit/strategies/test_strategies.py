@@ -14,7 +14,9 @@ from quantum_trader.strategies.registry import create_strategy
 from quantum_trader.strategies.sma_cross import SmaCross
 
 
-def bars_of(close: np.ndarray, high: np.ndarray | None = None, low: np.ndarray | None = None) -> Bars:
+def bars_of(
+    close: np.ndarray, high: np.ndarray | None = None, low: np.ndarray | None = None
+) -> Bars:
     n = len(close)
     return Bars(
         "TESTUSDT",
@@ -50,7 +52,8 @@ def test_breakout_when_close_leaves_channel_enters_and_exit_channel_flattens() -
     # bar 3: 11.5 > max(high[0:3]) = 10 → long. bar 6: 10.5 < min(low[4:6]) = 11 → exit.
     # bar 7: 9.5 < min(low[4:7]) = 10 → short.
     assert sig.target[3] == 1.0
-    assert np.isnan(sig.target[4]) and np.isnan(sig.target[5])
+    assert np.isnan(sig.target[4])
+    assert np.isnan(sig.target[5])
     assert sig.target[6] == 0.0
     assert sig.target[7] == -1.0
 
@@ -84,11 +87,17 @@ def test_create_strategy_when_cli_strings_given_coerces_to_parameter_types() -> 
     cut=st.integers(60, 290),
     which=st.sampled_from(["sma", "breakout"]),
 )
-def test_signals_when_future_bars_change_past_targets_do_not(seed: int, cut: int, which: str) -> None:
+def test_signals_when_future_bars_change_past_targets_do_not(
+    seed: int, cut: int, which: str
+) -> None:
     rng = np.random.default_rng(seed)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 300)))
     high, low = close * 1.002, close * 0.998
-    strategy: Strategy = SmaCross(fast=5, slow=20) if which == "sma" else DonchianBreakout(lookback=10, exit_lookback=5)
+    strategy: Strategy = (
+        SmaCross(fast=5, slow=20)
+        if which == "sma"
+        else DonchianBreakout(lookback=10, exit_lookback=5)
+    )
     base = strategy.signals(bars_of(close, high, low)).target
     shock = rng.uniform(0.5, 1.5, 300 - cut)
     c2, h2, l2 = close.copy(), high.copy(), low.copy()

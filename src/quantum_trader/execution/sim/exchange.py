@@ -76,7 +76,9 @@ class SimulatedExchange:
             inst.check_order(order.quantity, ref, reduce_only=order.reduce_only)
             if not order.reduce_only:
                 fee = self.fees.fee(order.quantity, ref, Liquidity.TAKER)
-                self.account.check_margin(order.symbol, order.side.sign * order.quantity, ref, fee, marks)
+                self.account.check_margin(
+                    order.symbol, order.side.sign * order.quantity, ref, fee, marks
+                )
         except (InvalidOrderError, InsufficientMarginError) as exc:
             return self._reject(order, ts, exc.reason, str(exc))
         order.apply(OrderTrigger.ACCEPT, ts)
@@ -221,9 +223,17 @@ class SimulatedExchange:
         return fills
 
     # ----------------------------------------------------------------- internals
-    def _fill_taker(self, order: Order, price: float, ts_ns: int, marks: Mapping[str, float]) -> None:
+    def _fill_taker(
+        self, order: Order, price: float, ts_ns: int, marks: Mapping[str, float]
+    ) -> None:
         inst = self.instruments[order.symbol]
-        self._fill(order, self.slippage.apply(inst, price, buy=order.side.sign > 0), Liquidity.TAKER, ts_ns, marks)
+        self._fill(
+            order,
+            self.slippage.apply(inst, price, buy=order.side.sign > 0),
+            Liquidity.TAKER,
+            ts_ns,
+            marks,
+        )
 
     def _fill(
         self,
@@ -251,7 +261,9 @@ class SimulatedExchange:
                 order.apply(OrderTrigger.EXPIRE, ts_ns)
                 self.rejected.append(order)
                 return
-        fill = Fill(order.client_order_id, order.symbol, order.side, qty, price, fee, liquidity, ts_ns)
+        fill = Fill(
+            order.client_order_id, order.symbol, order.side, qty, price, fee, liquidity, ts_ns
+        )
         if qty < order.remaining_qty:
             # A clipped reduce-only order is done once the position is flat.
             order.record_fill(qty, price, ts_ns)
