@@ -11,13 +11,25 @@ from quantum_trader.execution.sim.costs import FeeModel, SlippageModel
 from quantum_trader.execution.sim.exchange import SimulatedExchange
 from quantum_trader.portfolio.account import Account
 
-INST = Instrument("TESTUSDT", "TEST", "USDT", 0.1, 0.001, 0.001, 5.0, maintenance_margin_rate=0.005, max_leverage=100)
+INST = Instrument(
+    "TESTUSDT",
+    "TEST",
+    "USDT",
+    0.1,
+    0.001,
+    0.001,
+    5.0,
+    maintenance_margin_rate=0.005,
+    max_leverage=100,
+)
 MARKS = {"TESTUSDT": 100.0}
 
 
 def make(cash: float = 10_000.0, bps: float = 0.0, leverage: float = 10.0) -> SimulatedExchange:
     acct = Account(cash, {"TESTUSDT": INST}, leverage=leverage)
-    return SimulatedExchange(acct, fees=FeeModel(maker=0.0002, taker=0.0004), slippage=SlippageModel(bps))
+    return SimulatedExchange(
+        acct, fees=FeeModel(maker=0.0002, taker=0.0004), slippage=SlippageModel(bps)
+    )
 
 
 _n = 0
@@ -69,7 +81,10 @@ def test_limit_buy_when_open_already_below_fills_at_open_as_taker() -> None:
 
 def test_limit_post_only_when_it_would_take_expires() -> None:
     ex = make()
-    lim = ex.submit(order(OrderSide.SELL, 1.0, OrderType.LIMIT, price=95.0, time_in_force=TimeInForce.GTX), MARKS)
+    lim = ex.submit(
+        order(OrderSide.SELL, 1.0, OrderType.LIMIT, price=95.0, time_in_force=TimeInForce.GTX),
+        MARKS,
+    )
     ex.on_open("TESTUSDT", 100.0, 2, MARKS)
     assert lim.status is OrderStatus.EXPIRED
     assert lim.reject_reason.startswith("post_only")
@@ -78,7 +93,9 @@ def test_limit_post_only_when_it_would_take_expires() -> None:
 
 def test_limit_ioc_when_not_marketable_at_open_expires() -> None:
     ex = make()
-    lim = ex.submit(order(OrderSide.BUY, 1.0, OrderType.LIMIT, price=90.0, time_in_force=TimeInForce.IOC), MARKS)
+    lim = ex.submit(
+        order(OrderSide.BUY, 1.0, OrderType.LIMIT, price=90.0, time_in_force=TimeInForce.IOC), MARKS
+    )
     ex.on_open("TESTUSDT", 100.0, 2, MARKS)
     assert lim.status is OrderStatus.EXPIRED
 
@@ -96,7 +113,11 @@ def test_stop_buy_when_high_reaches_trigger_fills_at_trigger_and_on_gap_at_open(
     ex.on_open("TESTUSDT", 97.0, 4, MARKS)  # opened through the trigger
     assert gap.status is OrderStatus.FILLED
     assert ex.fills[1].price == 97.0
-    assert [s for _, s in gap.history] == [OrderStatus.ACCEPTED, OrderStatus.TRIGGERED, OrderStatus.FILLED]
+    assert [s for _, s in gap.history] == [
+        OrderStatus.ACCEPTED,
+        OrderStatus.TRIGGERED,
+        OrderStatus.FILLED,
+    ]
 
 
 def test_reduce_only_when_larger_than_position_is_clipped_and_rest_canceled() -> None:

@@ -66,6 +66,13 @@ def test_verify_when_any_record_tampered_fails_at_first_bad_record(
         lines[k] = lines[k][:pos] + new + lines[k][pos + 1 :]
     elif op == "delete":
         del lines[k]
+        if k == len(lines):  # the file's last record: the next file's first notices the gap
+            following = targets[index + 1][0]
+            path.write_bytes(b"".join(lines))
+            result = verify_audit_dir(work)
+            assert result.problem is not None
+            assert (result.problem.file, result.problem.line) == (following.name, 1)
+            return
     elif op == "swap":
         if k + 1 >= len(lines):
             return

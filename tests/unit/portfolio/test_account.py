@@ -10,12 +10,31 @@ from quantum_trader.domain.orders import OrderSide
 from quantum_trader.domain.trading import Fill, Liquidity, MarginMode, TradeStatus
 from quantum_trader.portfolio.account import Account
 
-INST = Instrument("TESTUSDT", "TEST", "USDT", 0.1, 0.001, 0.001, 5.0, maintenance_margin_rate=0.005, max_leverage=100)
-OTHER = Instrument("OTHRUSDT", "OTHR", "USDT", 0.01, 0.01, 0.01, 5.0, maintenance_margin_rate=0.01, max_leverage=50)
+INST = Instrument(
+    "TESTUSDT",
+    "TEST",
+    "USDT",
+    0.1,
+    0.001,
+    0.001,
+    5.0,
+    maintenance_margin_rate=0.005,
+    max_leverage=100,
+)
+OTHER = Instrument(
+    "OTHRUSDT", "OTHR", "USDT", 0.01, 0.01, 0.01, 5.0, maintenance_margin_rate=0.01, max_leverage=50
+)
 REL = 1e-9
 
 
-def fill(side: OrderSide, qty: float, price: float, fee_rate: float = 0.0004, sym: str = "TESTUSDT", ts: int = 0) -> Fill:
+def fill(
+    side: OrderSide,
+    qty: float,
+    price: float,
+    fee_rate: float = 0.0004,
+    sym: str = "TESTUSDT",
+    ts: int = 0,
+) -> Fill:
     return Fill(f"c{ts}", sym, side, qty, price, qty * price * fee_rate, Liquidity.TAKER, ts)
 
 
@@ -55,7 +74,7 @@ def test_apply_fill_when_crossing_zero_closes_trade_and_opens_reverse_at_fill_pr
     pos = acct.positions["TESTUSDT"]
     assert pos.quantity == pytest.approx(-2.0)
     assert pos.entry_price == 90.0
-    closed, = acct.closed_trades
+    (closed,) = acct.closed_trades
     assert closed.status is TradeStatus.CLOSED
     assert closed.side is OrderSide.BUY
     assert closed.exit_price == 90.0
@@ -149,7 +168,7 @@ def test_liquidate_isolated_when_triggered_loses_exactly_the_margin() -> None:
     assert acct.wallet == pytest.approx(10_000 - 10.0, rel=REL)
     # The clearance fee is the maintenance margin left at the liquidation price.
     assert liq.fee == pytest.approx(90 / 0.995 * 0.005, rel=1e-9)
-    trade, = acct.closed_trades
+    (trade,) = acct.closed_trades
     assert trade.status is TradeStatus.LIQUIDATED
     assert trade.net_pnl == pytest.approx(-10.0, rel=REL)
     assert acct.positions["TESTUSDT"].is_flat
@@ -173,7 +192,11 @@ def test_liquidate_cross_when_gap_below_bankruptcy_insurance_covers_the_rest() -
     assert acct.wallet == 0.0
     assert acct.insurance_cover == pytest.approx(100.0, rel=REL)  # equity was -100
     assert acct.wallet == pytest.approx(
-        acct.starting_cash + acct.realized_total - acct.fees_total + acct.funding_total + acct.insurance_cover,
+        acct.starting_cash
+        + acct.realized_total
+        - acct.fees_total
+        + acct.funding_total
+        + acct.insurance_cover,
         abs=1e-9,
     )
 

@@ -18,6 +18,7 @@ Timestamps come from the injected clock (the data's time in a backtest).
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import threading
 import time
@@ -29,6 +30,7 @@ import orjson
 
 from quantum_trader.domain.clock import NANOS_PER_DAY, Clock
 from quantum_trader.domain.errors import AuditUnavailableError, ConfigError
+from quantum_trader.observability.audit.recorder import AuditRecorder
 from quantum_trader.observability.audit.records import (
     GENESIS_HASH,
     HEAD_FILE,
@@ -38,20 +40,21 @@ from quantum_trader.observability.audit.records import (
     day_file,
     day_files,
     digest,
-    dumps_body,
-    seal,
+    json_default,
     split_line,
 )
 
 Opener = Callable[[Path], int]
-_Pending = tuple[int, str, str, str, str, str, str, Mapping[str, Any], str]
+# (ts_ns, record): the record dict already holds every field in order; seq, ts and prev_hash
+# are filled in when it is chained, so writing it costs one serialization and one hash.
+PendingRecord = tuple[int, dict[str, Any]]
 
 
 def _default_opener(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
 
 
-class AuditLogger:
+class AuditLogger(AuditRecorder):
     """One writer of the audit trail in ``directory``; hand the same object to every component."""
 
     def __init__(
@@ -84,7 +87,7 @@ class AuditLogger:
         self._opener = opener
         self._monotonic = monotonic
         self._ts = TimestampFormatter()
-        self._pending: list[_Pending] = []
+        self._pending: list[PendingRecord] = []
         self._lock = threading.RLock()
         self._fds: dict[str, int] = {}
         self._dirty: set[int] = set()
@@ -145,10 +148,21 @@ class AuditLogger:
             else AuditEventType(event_type).value
         )
         ts = self.clock.now_ns() if ts_ns is None else ts_ns
+        record = {
+            "seq": 0,
+            "ts": "",
+            "event_type": et,
+            "actor": actor,
+            "action": action,
+            "target": target,
+            "reason": reason,
+            "outcome": outcome,
+            "metadata": metadata or {},
+            "trace_id": trace_id,
+            "prev_hash": "",
+        }
         with self._lock:
-            self._pending.append(
-                (ts, et, actor, action, target, reason, outcome, metadata or {}, trace_id)
-            )
+            self._pending.append((ts, record))
             if (
                 self.durability is Durability.BUFFERED
                 and self.failure is None
@@ -158,9 +172,13 @@ class AuditLogger:
             self._commit()
 
     def flush(self) -> None:
-        """Write every queued record and fsync; raise AuditUnavailableError on failure."""
+        """Write every queued record (and fsync, except in BUFFERED mode).
+
+        Raises AuditUnavailableError on failure. BUFFERED mode leaves the data to the OS: it is
+        for backtests, whose trail can be re-created by running them again.
+        """
         with self._lock:
-            self._commit(force_sync=True)
+            self._commit(force_sync=self.durability is not Durability.BUFFERED)
 
     def close(self) -> None:
         """Flush, stop the group-commit thread and release the files."""
@@ -205,30 +223,28 @@ class AuditLogger:
         key = self._key
         fmt = self._ts.format
         day = ""
+        last_ts = -1
+        ts_text = ""
         lines: list[bytes] = []
-        for ts, et, actor, action, target, reason, outcome, metadata, trace_id in self._pending:
+        # The hot loop of a backtest's audit trail: names bound locally, work per record kept to
+        # one dict, one serialization and one hash.
+        dumps = orjson.dumps
+        default = json_default
+        sha256 = hashlib.sha256
+        for ts, record in self._pending:
             seq += 1
-            ts_text = fmt(ts)
-            if ts_text[:10] != day:
-                day = ts_text[:10]
-                lines = by_day.setdefault(day, [])
-            body = dumps_body(
-                {
-                    "seq": seq,
-                    "ts": ts_text,
-                    "event_type": et,
-                    "actor": actor,
-                    "action": action,
-                    "target": target,
-                    "reason": reason,
-                    "outcome": outcome,
-                    "metadata": metadata,
-                    "trace_id": trace_id,
-                    "prev_hash": prev,
-                }
-            )
-            prev = digest(body, key)
-            lines.append(seal(body, prev))
+            if ts != last_ts:
+                last_ts = ts
+                ts_text = fmt(ts)
+                if ts_text[:10] != day:
+                    day = ts_text[:10]
+                    lines = by_day.setdefault(day, [])
+            record["seq"] = seq
+            record["ts"] = ts_text
+            record["prev_hash"] = prev
+            body = dumps(record, default=default)
+            prev = sha256(body).hexdigest() if key is None else digest(body, key)
+            lines.append(b'%s,"hash":"%s"}\n' % (body[:-1], prev.encode()))
         written: list[tuple[int, int]] = []
         last_file = ""
         try:
@@ -262,7 +278,8 @@ class AuditLogger:
                 f"{exc.strerror or exc}"
             )
         self._write_head(seq, prev, last_file)
-        for _, et, *_rest in self._pending:
+        for _, record in self._pending:
+            et = record["event_type"]
             self.counts[et] = self.counts.get(et, 0) + 1
         self._pending.clear()
         self.failure = None
@@ -358,266 +375,6 @@ class AuditLogger:
             for p in doomed:
                 p.unlink()
             return doomed
-
-    # ----------------------------------------------------------------- typed helpers
-    def trade_decision(
-        self,
-        *,
-        actor: str,
-        symbol: str,
-        side: str,
-        quantity: float,
-        price: float,
-        reason: str = "",
-        metadata: Mapping[str, Any] | None = None,
-        trace_id: str = "",
-    ) -> None:
-        """A strategy decided to trade ``quantity`` of ``symbol`` at about ``price``."""
-        self.append(
-            AuditEventType.TRADE_DECISION,
-            actor=actor,
-            action=f"decide_{side}",
-            target=symbol,
-            reason=reason,
-            outcome="decided",
-            metadata={"side": side, "quantity": quantity, "price": price, **(metadata or {})},
-            trace_id=trace_id,
-        )
-
-    def trade_executed(
-        self,
-        *,
-        actor: str,
-        symbol: str,
-        side: str,
-        quantity: float,
-        price: float,
-        fee: float,
-        client_order_id: str,
-        outcome: str = "filled",
-        reason: str = "",
-        metadata: Mapping[str, Any] | None = None,
-        trace_id: str = "",
-    ) -> None:
-        """An order filled (or was rejected: ``outcome='rejected'`` with a reason code)."""
-        self.append(
-            AuditEventType.TRADE_EXECUTED,
-            actor=actor,
-            action=f"execute_{side}",
-            target=symbol,
-            reason=reason,
-            outcome=outcome,
-            metadata={
-                "side": side,
-                "quantity": quantity,
-                "price": price,
-                "fee": fee,
-                "client_order_id": client_order_id,
-                **(metadata or {}),
-            },
-            trace_id=trace_id,
-        )
-
-    def trade_closed(
-        self,
-        *,
-        actor: str,
-        symbol: str,
-        trade_id: str,
-        side: str,
-        quantity: float,
-        entry_price: float,
-        exit_price: float,
-        realized_pnl: float,
-        fees: float,
-        funding: float,
-        outcome: str = "closed",
-        metadata: Mapping[str, Any] | None = None,
-        trace_id: str = "",
-    ) -> None:
-        """A round trip ended (``outcome`` ``closed`` or ``liquidated``)."""
-        self.append(
-            AuditEventType.TRADE_CLOSED,
-            actor=actor,
-            action="close_trade",
-            target=symbol,
-            outcome=outcome,
-            metadata={
-                "trade_id": trade_id,
-                "side": side,
-                "quantity": quantity,
-                "entry_price": entry_price,
-                "exit_price": exit_price,
-                "realized_pnl": realized_pnl,
-                "fees": fees,
-                "funding": funding,
-                "net_pnl": realized_pnl - fees + funding,
-                **(metadata or {}),
-            },
-            trace_id=trace_id,
-        )
-
-    def risk_blocked(
-        self,
-        *,
-        actor: str,
-        symbol: str,
-        reason_code: str,
-        detail: str = "",
-        metadata: Mapping[str, Any] | None = None,
-        trace_id: str = "",
-    ) -> None:
-        """The RiskGuard denied an order intent; ``reason_code`` is its enum value."""
-        self.append(
-            AuditEventType.RISK_BLOCKED,
-            actor=actor,
-            action="deny_order",
-            target=symbol,
-            reason=reason_code,
-            outcome="denied",
-            metadata={"detail": detail, **(metadata or {})},
-            trace_id=trace_id,
-        )
-
-    def emergency_triggered(
-        self,
-        *,
-        actor: str,
-        reason: str,
-        severity: str,
-        positions_closed: list[str],
-        orders_canceled: int,
-        metadata: Mapping[str, Any] | None = None,
-        trace_id: str = "",
-    ) -> None:
-        """The Emergency Stop System activated."""
-        self.append(
-            AuditEventType.EMERGENCY_TRIGGERED,
-            actor=actor,
-            action="emergency_stop",
-            target="trading",
-            reason=reason,
-            outcome="halted",
-            metadata={
-                "severity": severity,
-                "positions_closed": positions_closed,
-                "orders_canceled": orders_canceled,
-                **(metadata or {}),
-            },
-            trace_id=trace_id,
-        )
-
-    def emergency_recovered(
-        self, *, actor: str, reason: str, new_state: str, metadata: Mapping[str, Any] | None = None
-    ) -> None:
-        """A person reset the Emergency Stop System."""
-        self.append(
-            AuditEventType.EMERGENCY_RECOVERED,
-            actor=actor,
-            action="emergency_reset",
-            target="trading",
-            reason=reason,
-            outcome=new_state,
-            metadata=metadata,
-        )
-
-    def model_promoted(
-        self,
-        *,
-        actor: str,
-        model: str,
-        version: str,
-        reason: str,
-        forced: bool = False,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> None:
-        """A model version became active."""
-        self.append(
-            AuditEventType.MODEL_PROMOTED,
-            actor=actor,
-            action="promote_model",
-            target=f"{model}:{version}",
-            reason=reason,
-            outcome="forced" if forced else "gated",
-            metadata=metadata,
-        )
-
-    def model_demoted(
-        self,
-        *,
-        actor: str,
-        model: str,
-        version: str,
-        reason: str,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> None:
-        """A model version was demoted or rolled back."""
-        self.append(
-            AuditEventType.MODEL_DEMOTED,
-            actor=actor,
-            action="demote_model",
-            target=f"{model}:{version}",
-            reason=reason,
-            outcome="demoted",
-            metadata=metadata,
-        )
-
-    def policy_changed(
-        self,
-        *,
-        actor: str,
-        reason: str,
-        old: Mapping[str, Any],
-        new: Mapping[str, Any],
-        version: int,
-        trace_id: str = "",
-    ) -> None:
-        """The policy document changed from ``old`` to ``new`` (now at ``version``)."""
-        self.append(
-            AuditEventType.POLICY_CHANGED,
-            actor=actor,
-            action="update_policy",
-            target="policy",
-            reason=reason,
-            outcome=f"version_{version}",
-            metadata={"old": old, "new": new},
-            trace_id=trace_id,
-        )
-
-    def system_state_changed(
-        self,
-        *,
-        actor: str,
-        component: str,
-        old: str,
-        new: str,
-        reason: str = "",
-        metadata: Mapping[str, Any] | None = None,
-    ) -> None:
-        """A component or the system changed state."""
-        self.append(
-            AuditEventType.SYSTEM_STATE_CHANGED,
-            actor=actor,
-            action="change_state",
-            target=component,
-            reason=reason,
-            outcome=new,
-            metadata={"old": old, "new": new, **(metadata or {})},
-        )
-
-    def config_updated(
-        self, *, actor: str, section: str, changes: Mapping[str, Any], reason: str = ""
-    ) -> None:
-        """Configuration changed (``changes`` maps key to [old, new]; never include secrets)."""
-        self.append(
-            AuditEventType.CONFIG_UPDATED,
-            actor=actor,
-            action="update_config",
-            target=section,
-            reason=reason,
-            outcome="applied",
-            metadata={"changes": changes},
-        )
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -76,7 +76,8 @@ class Durability(StrEnum):
     BUFFERED = "buffered"
 
 
-def _default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """Serialize the few non-JSON types metadata may carry (enums, paths); reject the rest."""
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Path):
@@ -89,7 +90,7 @@ def dumps_body(body: dict[str, Any]) -> bytes:
 
     No canonical re-serialization is ever needed: the verifier hashes the bytes as stored.
     """
-    return orjson.dumps(body, default=_default)
+    return orjson.dumps(body, default=json_default)
 
 
 def digest(body: bytes, key: bytes | None) -> str:
