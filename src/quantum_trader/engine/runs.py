@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,8 +10,11 @@ from pathlib import Path
 from quantum_trader.data.loaders import load_market
 from quantum_trader.data.market import MarketData
 from quantum_trader.data.synthetic import generate_market
-from quantum_trader.engine.backtest import run_backtest
+from quantum_trader.domain.clock import ManualClock
+from quantum_trader.engine.backtest import BacktestEngine
 from quantum_trader.engine.settings import BacktestSettings
+from quantum_trader.observability.audit.logger import AuditLogger
+from quantum_trader.observability.audit.records import Durability
 from quantum_trader.observability.reports.files import write_run_outputs
 from quantum_trader.observability.reports.result import BacktestResult
 from quantum_trader.strategies.registry import create_strategy
@@ -40,9 +44,27 @@ def load_backtest_market(settings: BacktestSettings) -> MarketData:
 def run_backtest_job(
     settings: BacktestSettings, progress: Callable[[float], None] | None = None
 ) -> BacktestRun:
-    """Run the backtest the settings describe and write its outputs to ``settings.out``."""
+    """Run the backtest the settings describe and write its outputs to ``settings.out``.
+
+    With ``settings.audit`` the run's audit trail (buffered: a backtest can be re-run) goes to
+    ``<out>/audit``, replacing the trail of an earlier run in the same folder.
+    """
     strategy = create_strategy(settings.strategy, settings.params)
     market = load_backtest_market(settings)
-    result = run_backtest(settings, strategy, market, progress=progress)
+    clock = ManualClock()
+    audit = None
+    if settings.audit:
+        audit_dir = settings.out / "audit"
+        if audit_dir.exists():
+            shutil.rmtree(audit_dir)
+        audit = AuditLogger(audit_dir, clock, durability=Durability.BUFFERED, retention_days=None)
+    try:
+        engine = BacktestEngine(settings, strategy, market, audit=audit, clock=clock)
+        result = engine.run(progress)
+    finally:
+        if audit is not None:
+            audit.close()
     paths = write_run_outputs(result, settings.out)
+    if audit is not None:
+        paths["audit"] = settings.out / "audit"
     return BacktestRun(settings, result, paths)

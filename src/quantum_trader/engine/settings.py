@@ -58,6 +58,9 @@ class BacktestSettings(BaseModel):
         default=43_200, ge=100, le=5_000_000, description="Bars per symbol of the synthetic market."
     )
     synthetic_seed: int = Field(default=7, description="Seed of the synthetic market.")
+    audit: bool = Field(
+        default=True, description="Write the run's hash-chained audit trail to <out>/audit."
+    )
     out: Path = Field(default=Path("runs/latest"), description="Folder for the run's outputs.")
 
     @field_validator("symbols", mode="before")

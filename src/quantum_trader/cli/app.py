@@ -1,0 +1,42 @@
+"""The ``qtrader`` application: one typer app, one module per command group."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from quantum_trader import __version__
+from quantum_trader.cli.backtest import backtest
+from quantum_trader.cli.console import console
+from quantum_trader.cli.data import data_app
+from quantum_trader.engine.settings import QtConfig
+
+app = typer.Typer(
+    name="qtrader",
+    help="Quantum Trader: autonomous trading for crypto perpetual futures.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command()(backtest)
+app.add_typer(data_app, name="data", help="Validate and import market data.")
+
+config_app = typer.Typer(help="Inspect the configuration format.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON schema of the configuration file."""
+    console.print_json(json.dumps(QtConfig.model_json_schema()))
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    console.print(__version__)
+
+
+def main() -> None:
+    """Run the CLI."""
+    app()
