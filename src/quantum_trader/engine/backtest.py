@@ -368,7 +368,8 @@ class BacktestEngine:
             summary=summary,
             settings={
                 **self.settings.model_dump(mode="json"),
-                "strategy_params": self.strategy.params(),
+                # The parameters the strategy ran with, defaults included.
+                "params": self.strategy.params(),
                 "data_sources": {s: d.source for s, d in self.market.items()},
             },
             rejected_orders=rejected,
