@@ -77,6 +77,7 @@ class AuditLogger(AuditRecorder):
         self.directory = Path(directory)
         self.clock = clock
         self.durability = durability
+        self._buffering = durability is Durability.BUFFERED
         self.group_commit_s = group_commit_ms / 1000.0
         self.retention_days = retention_days
         self.max_buffer = max_buffer
@@ -162,12 +163,9 @@ class AuditLogger(AuditRecorder):
             "prev_hash": "",
         }
         with self._lock:
-            self._pending.append((ts, record))
-            if (
-                self.durability is Durability.BUFFERED
-                and self.failure is None
-                and len(self._pending) < self.max_buffer
-            ):
+            pending = self._pending
+            pending.append((ts, record))
+            if self._buffering and len(pending) < self.max_buffer and self.failure is None:
                 return
             self._commit()
 

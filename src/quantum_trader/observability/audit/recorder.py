@@ -99,7 +99,7 @@ class AuditRecorder(abc.ABC):
                 "price": price,
                 "fee": fee,
                 "client_order_id": client_order_id,
-                **(metadata or {}),
+                **(metadata if metadata else {}),
             },
             trace_id=trace_id,
         )
@@ -138,7 +138,7 @@ class AuditRecorder(abc.ABC):
                 "fees": fees,
                 "funding": funding,
                 "net_pnl": realized_pnl - fees + funding,
-                **(metadata or {}),
+                **(metadata if metadata else {}),
             },
             trace_id=trace_id,
         )
@@ -188,7 +188,7 @@ class AuditRecorder(abc.ABC):
                 "severity": severity,
                 "positions_closed": positions_closed,
                 "orders_canceled": orders_canceled,
-                **(metadata or {}),
+                **(metadata if metadata else {}),
             },
             trace_id=trace_id,
         )
