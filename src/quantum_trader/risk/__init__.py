@@ -1,0 +1,1 @@
+"""Safety core: policy logic, RiskGuard, drawdown monitor, emergency stop, coordinator."""
