@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -51,8 +52,29 @@ def cmd_backtest(args: list[str]) -> int:
     return _run(BIN / "qtrader", "backtest", *args)
 
 
+def ensure_system_tools() -> None:
+    """Install the Debian packages the tests use when they are missing and apt is usable.
+
+    promtool (package ``prometheus``) checks the metrics exposition. Without it those tests skip
+    with the reason, unless QT_REQUIRE_PROMTOOL=1 makes that a failure (CI).
+    """
+    if shutil.which("promtool") or not shutil.which("apt-get") or os.geteuid() != 0:
+        return
+    print("installing promtool (Debian package prometheus) ...", flush=True)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT}
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["install", "-y", "-q", "--no-install-recommends", "prometheus"]
+    ok = all(
+        subprocess.call(["apt-get", *step], env=env, **quiet) == 0  # noqa: S603, S607 - system apt
+        for step in (["update", "-q"], install)
+    )
+    if not ok:
+        print("could not install promtool; its tests will skip", file=sys.stderr)
+
+
 def cmd_test(args: list[str]) -> int:
     """Lint, type-check, check the layer contracts, then run every test."""
+    ensure_system_tools()
     steps: list[tuple[str, list[str | Path]]] = [
         ("ruff", [BIN / "ruff", "check", "src", "tests", "bench", "dev.py"]),
         ("mypy", [BIN / "mypy"]),

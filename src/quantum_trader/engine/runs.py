@@ -12,9 +12,11 @@ from quantum_trader.data.market import MarketData
 from quantum_trader.data.synthetic import generate_market
 from quantum_trader.domain.clock import ManualClock
 from quantum_trader.engine.backtest import BacktestEngine
+from quantum_trader.engine.backtest_metrics import publish_backtest_metrics
 from quantum_trader.engine.settings import BacktestSettings
 from quantum_trader.observability.audit.logger import AuditLogger
 from quantum_trader.observability.audit.records import Durability
+from quantum_trader.observability.metrics.logger import MetricsLogger
 from quantum_trader.observability.reports.files import write_run_outputs
 from quantum_trader.observability.reports.result import BacktestResult
 from quantum_trader.strategies.registry import create_strategy
@@ -27,6 +29,7 @@ class BacktestRun:
     settings: BacktestSettings
     result: BacktestResult
     paths: dict[str, Path]
+    metrics: MetricsLogger
 
 
 def load_backtest_market(settings: BacktestSettings) -> MarketData:
@@ -65,6 +68,11 @@ def run_backtest_job(
         if audit is not None:
             audit.close()
     paths = write_run_outputs(result, settings.out)
+    metrics = MetricsLogger()
+    publish_backtest_metrics(result, metrics, audit.counts if audit is not None else None)
     if audit is not None:
+        metrics.set_audit_healthy(audit.healthy)
         paths["audit"] = settings.out / "audit"
-    return BacktestRun(settings, result, paths)
+    paths["metrics"] = settings.out / "metrics.prom"
+    paths["metrics"].write_bytes(metrics.exposition())
+    return BacktestRun(settings, result, paths, metrics)

@@ -20,6 +20,7 @@ from quantum_trader.observability.audit.records import (
     day_files,
 )
 from quantum_trader.observability.audit.verify import verify_audit_dir
+from quantum_trader.testing.processes import append_audit_records
 
 T0 = 1_750_000_000 * NANOS_PER_SECOND  # 2025-06-15T15:06:40Z
 
@@ -138,20 +139,14 @@ def test_two_loggers_when_sharing_a_folder_keep_one_chain(tmp_path: Path) -> Non
     assert verify_audit_dir(tmp_path).ok
 
 
-def _worker(directory: str, name: str, n: int) -> None:
-    clock = ManualClock(T0)
-    with AuditLogger(
-        Path(directory), clock, durability=Durability.GROUP, retention_days=None
-    ) as audit:
-        for i in range(n):
-            audit.append("trade.decision", actor=name, action="decide", metadata={"i": i})
-
-
 def test_processes_when_writing_concurrently_never_interleave_or_break_chain(
     tmp_path: Path,
 ) -> None:
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(str(tmp_path), f"p{k}", 300)) for k in range(3)]
+    procs = [
+        ctx.Process(target=append_audit_records, args=(str(tmp_path), f"p{k}", 300, T0))
+        for k in range(3)
+    ]
     for p in procs:
         p.start()
     for p in procs:

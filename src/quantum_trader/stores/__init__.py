@@ -1,0 +1,1 @@
+"""Store ports and their backends: in-memory (tests), SQLite (embedded default), Redis (later)."""
