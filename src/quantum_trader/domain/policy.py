@@ -85,11 +85,13 @@ class ModeLimits:
 _LOOSER_WHEN_HIGHER = {f.name: f.name != "min_confidence" for f in fields(ModeLimits)}
 
 
+# Safer modes cut size (size_scale, exposure, risk per trade) rather than leverage, so a
+# strategy configured at 10x keeps trading smaller in SAFE instead of being refused outright.
 DEFAULT_LIMITS: dict[RiskMode, ModeLimits] = {
     RiskMode.AGGRESSIVE: ModeLimits(20.0, 0.03, 1_000_000.0, 12, 1.5, 4.0, 0.08, 0.30, 0.50, 1.0),
     RiskMode.NORMAL: ModeLimits(10.0, 0.02, 500_000.0, 10, 1.0, 3.0, 0.05, 0.20, 0.55, 1.0),
-    RiskMode.SAFE: ModeLimits(5.0, 0.01, 250_000.0, 5, 0.5, 1.5, 0.03, 0.15, 0.60, 0.5),
-    RiskMode.CRITICAL: ModeLimits(2.0, 0.005, 100_000.0, 3, 0.25, 0.5, 0.02, 0.10, 0.70, 0.25),
+    RiskMode.SAFE: ModeLimits(10.0, 0.01, 250_000.0, 5, 0.5, 1.5, 0.03, 0.15, 0.60, 0.5),
+    RiskMode.CRITICAL: ModeLimits(10.0, 0.005, 100_000.0, 3, 0.25, 0.5, 0.02, 0.10, 0.70, 0.25),
 }
 
 

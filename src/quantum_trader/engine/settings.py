@@ -1,6 +1,6 @@
 """Run settings: typed, frozen, unknown keys rejected; read from TOML or YAML, then CLI flags.
 
-A config file holds one table per concern; today ``[backtest]``::
+A config file holds one table per concern: ``[backtest]`` and ``[risk]``::
 
     [backtest]
     data = "../shared/data/marketswarm_binance_usdm_futures"
@@ -13,6 +13,7 @@ A config file holds one table per concern; today ``[backtest]``::
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from quantum_trader.domain.errors import ConfigError
+from quantum_trader.domain.policy import Policy, RiskMode
 from quantum_trader.domain.trading import MarginMode
+from quantum_trader.risk.policy_service import with_limit_changes
 
 ParamValue = float | int | str | bool
 
@@ -78,12 +81,85 @@ class BacktestSettings(BaseModel):
         return v
 
 
+class EssSettings(BaseModel):
+    """Emergency Stop System thresholds (drawdown and daily loss come from the policy)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(default=True, description="Run the ESS evaluators.")
+    stale_data_secs: float = Field(
+        default=300.0, gt=0, description="Market data older than this activates the ESS."
+    )
+    max_execution_errors: int = Field(
+        default=10, ge=1, description="Rejected orders within the window that activate the ESS."
+    )
+    error_window_secs: float = Field(default=60.0, gt=0, description="Window for execution errors.")
+    max_flatten_attempts: int = Field(
+        default=3, ge=1, le=20, description="Attempts to close each position on activation."
+    )
+
+
+class CoordinatorSettings(BaseModel):
+    """The coordinator (AI-HFOS) cycle."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(default=True, description="Move between risk modes by health/drawdown.")
+    interval_bars: int = Field(default=60, ge=1, description="Bars between coordinator cycles.")
+    up_cycles: int = Field(
+        default=5, ge=1, description="Calm cycles needed before moving to a riskier mode."
+    )
+
+
+class RiskSettings(BaseModel):
+    """The safety core: the starting policy, ESS thresholds and the coordinator."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(default=True, description="Put the safety core in front of every order.")
+    mode: RiskMode = Field(default=RiskMode.NORMAL, description="Starting risk mode.")
+    limits: dict[RiskMode, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Per-mode overrides of the default limits, e.g. {safe = {max_drawdown = 0.1}}.",
+    )
+    allowed_symbols: tuple[str, ...] = Field(default=(), description="Empty: every symbol.")
+    max_orders_per_window: int = Field(default=60, ge=1, description="Order-rate limit.")
+    order_window_secs: float = Field(default=60.0, gt=0, description="Order-rate window.")
+    max_price_age_secs: float = Field(default=120.0, gt=0, description="Freshness of prices.")
+    max_price_deviation: float = Field(
+        default=0.10, gt=0, le=1, description="Largest distance of an order's price from the mark."
+    )
+    ess: EssSettings = Field(default_factory=EssSettings)
+    coordinator: CoordinatorSettings = Field(default_factory=CoordinatorSettings)
+
+    def policy(self) -> Policy:
+        """The starting policy these settings describe; ConfigError names any invalid limit."""
+        # TOML numbers arrive as floats; the one integer limit is made an integer again.
+        changes: dict[RiskMode | str, Mapping[str, Any]] = {
+            mode: {k: int(v) if k == "max_open_positions" else v for k, v in fields_.items()}
+            for mode, fields_ in self.limits.items()
+        }
+        limits = with_limit_changes(Policy(), changes)
+        return Policy(
+            mode=self.mode,
+            limits=limits,
+            allowed_symbols=frozenset(self.allowed_symbols),
+            max_orders_per_window=self.max_orders_per_window,
+            order_window_secs=self.order_window_secs,
+            max_price_age_secs=self.max_price_age_secs,
+            max_price_deviation=self.max_price_deviation,
+            updated_by="config",
+            reason="starting policy from the [risk] settings",
+        )
+
+
 class QtConfig(BaseModel):
     """The whole configuration file."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
