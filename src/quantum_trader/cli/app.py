@@ -10,6 +10,7 @@ from quantum_trader import __version__
 from quantum_trader.cli.backtest import backtest
 from quantum_trader.cli.console import console
 from quantum_trader.cli.data import data_app
+from quantum_trader.cli.ess import ess_app
 from quantum_trader.cli.policy import policy_app
 from quantum_trader.cli.serve import serve
 from quantum_trader.engine.settings import QtConfig
@@ -24,6 +25,7 @@ app.command()(backtest)
 app.add_typer(data_app, name="data", help="Validate and import market data.")
 app.command()(serve)
 app.add_typer(policy_app, name="policy", help="Show and change the risk policy.")
+app.add_typer(ess_app, name="ess", help="Emergency Stop System: status, trigger, reset.")
 
 config_app = typer.Typer(help="Inspect the configuration format.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
