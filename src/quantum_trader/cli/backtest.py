@@ -95,10 +95,15 @@ def backtest(
     try:
         if param:
             overrides["params"] = _parse_params(param)
-        settings = load_config(config, overrides).backtest
+        qt_config = load_config(config, overrides)
+        settings = qt_config.backtest
         with progress_bar("backtest") as bar:
             task = bar.task_ids[0]
-            run = run_backtest_job(settings, progress=lambda f: bar.update(task, completed=f))
+            run = run_backtest_job(
+                settings,
+                progress=lambda f: bar.update(task, completed=f),
+                risk=qt_config.risk,
+            )
     except QuantumTraderError as exc:
         raise fail(exc) from None
     _print_summary(run)
@@ -126,4 +131,17 @@ def _print_summary(run: BacktestRun) -> None:
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
+    stop = s.get("emergency_stop")
+    if stop:
+        console.print(
+            f"[bold red]EMERGENCY STOP[/] at {stop['time']}: {stop['reason']} — {stop['detail']}. "
+            "Positions were flattened and trading halted for the rest of the run."
+        )
+    elif s.get("halted"):
+        console.print(f"[bold red]TRADING HALTED[/]: {s['halted']}")
+    if s.get("risk_denials") or s.get("mode_changes"):
+        console.print(
+            f"Safety core: {s.get('risk_denials', 0):,} orders denied by the RiskGuard, "
+            f"{s.get('mode_changes', 0):,} risk-mode changes (see report.html)."
+        )
     console.print(f"Report: [bold]{run.paths['report']}[/]  (outputs in {run.settings.out})")

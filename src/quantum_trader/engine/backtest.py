@@ -24,12 +24,14 @@ symbol at once, which is conservative for cross margin across several symbols.
 
 from __future__ import annotations
 
+import bisect
 import gc
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -37,22 +39,26 @@ import pandas as pd
 
 from quantum_trader.data.market import MarketData, SymbolData
 from quantum_trader.data.timeframes import parse_timeframe
-from quantum_trader.domain.clock import ManualClock
+from quantum_trader.domain.clock import NANOS_PER_DAY, NANOS_PER_SECOND, ManualClock
 from quantum_trader.domain.errors import AuditUnavailableError, DataError, StrategyError
 from quantum_trader.domain.instruments import Instrument, resolve_instrument
 from quantum_trader.domain.orders import Order, OrderSide, OrderType
 from quantum_trader.domain.trading import MarginMode, Trade
-from quantum_trader.engine.settings import BacktestSettings
+from quantum_trader.engine.safety import BacktestSafety, RiskEvent, account_view, intent_for
+from quantum_trader.engine.settings import BacktestSettings, RiskSettings, ScheduledPolicyChange
 from quantum_trader.execution.sim.costs import FeeModel, SlippageModel
 from quantum_trader.execution.sim.exchange import SimulatedExchange
-from quantum_trader.observability.audit.logger import AuditLogger
+from quantum_trader.observability.audit.recorder import AuditRecorder
 from quantum_trader.observability.reports.result import (
     FILL_COLUMNS,
+    RISK_EVENT_COLUMNS,
     TRADE_COLUMNS,
     BacktestResult,
 )
 from quantum_trader.observability.reports.summary import compute_summary
 from quantum_trader.portfolio.account import Account
+from quantum_trader.risk.drawdown import first_breach
+from quantum_trader.risk.guard import AccountView
 from quantum_trader.strategies.base import Bars, Signals, Strategy, TargetUnit
 
 ProgressFn = Callable[[float], None]
@@ -96,6 +102,8 @@ class _Sym:
     low_u: npt.NDArray[np.float64]
     high_u: npt.NDArray[np.float64]
     close_arr: npt.NDArray[np.float64]
+    real_u: list[bool]
+    data_ts_u: list[int]
     global_low: float
     global_high: float
     unit: TargetUnit = TargetUnit.EQUITY_FRACTION
@@ -103,6 +111,19 @@ class _Sym:
     steps_u: list[int] = field(default_factory=list)
     steps_qty: list[float] = field(default_factory=list)
     steps_basis: list[float] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _SafetyEvents:
+    """Bars where the safety core has something to do besides orders and funding."""
+
+    day_starts: set[int] = field(default_factory=set)
+    cycles: set[int] = field(default_factory=set)
+    stale: dict[int, int] = field(default_factory=dict)  # bar -> when data was last seen
+    policy_changes: dict[int, list[ScheduledPolicyChange]] = field(default_factory=dict)
+
+    def bars(self) -> set[int]:
+        return self.day_starts | self.cycles | self.stale.keys() | self.policy_changes.keys()
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +144,10 @@ class BacktestEngine:
         strategy: Strategy,
         market: MarketData,
         *,
-        audit: AuditLogger | None = None,
+        audit: AuditRecorder | None = None,
         clock: ManualClock | None = None,
+        risk: RiskSettings | None = None,
+        state_db: Path | None = None,
         bar_by_bar: bool = False,
     ) -> None:
         """Prepare a run.
@@ -132,6 +155,9 @@ class BacktestEngine:
         ``audit`` receives every decision, execution, rejection and closed trade, stamped with
         the data's time through ``clock`` (the clock the logger was built with). If a record
         cannot be written the run sends no further orders and says why (fail closed).
+        ``risk`` puts the safety core (policy, RiskGuard, ESS, coordinator) in front of every
+        order; ``state_db`` keeps its policy and ESS latch in that SQLite file across runs
+        (None: in memory, fresh each run).
         ``bar_by_bar`` visits every bar as an event bar and checks liquidation on each, without
         the skip-ahead bounds: slower, and the reference the fast path is tested against.
         """
@@ -145,6 +171,8 @@ class BacktestEngine:
         self.bar_by_bar = bar_by_bar
         self.audit = audit
         self.clock = clock if clock is not None else ManualClock()
+        self.risk = risk if risk is not None and risk.enabled else None
+        self.state_db = state_db
 
     # ----------------------------------------------------------------- set-up
     def _prepare(self) -> tuple[npt.NDArray[np.int64], list[_Sym]]:
@@ -162,6 +190,10 @@ class BacktestEngine:
             fill[first] = 0
             close_u = bars.close[fill]
             close_u[first] = bars.open[0]
+            real_u = (pos >= 0).tolist()
+            # When this symbol's price was last observed at each union bar: its last real
+            # bar's close (before its first bar: never).
+            data_ts_u = np.where(first, np.iinfo(np.int64).min // 2, bars.ts[fill] + self.tf_ns)
             open_u = np.where(pos >= 0, bars.open[np.maximum(pos, 0)], close_u)
             low_u = np.where(pos >= 0, bars.low[np.maximum(pos, 0)], close_u)
             high_u = np.where(pos >= 0, bars.high[np.maximum(pos, 0)], close_u)
@@ -176,6 +208,8 @@ class BacktestEngine:
                     low_u=low_u,
                     high_u=high_u,
                     close_arr=close_u,
+                    real_u=real_u,
+                    data_ts_u=data_ts_u.tolist(),
                     global_low=float(low_u.min()),
                     global_high=float(high_u.max()),
                 )
@@ -223,9 +257,11 @@ class BacktestEngine:
             slippage=SlippageModel(bps=st.slippage_bps),
         )
 
-        # Event bars: decisions at closes, the opens where they fill, funding times.
+        # Static event bars: decisions at closes, the opens where they fill, funding times, and
+        # for the safety core UTC midnights, coordinator cycles and stale-data moments. Orders
+        # made at run time (ESS closes) add the next bar as an event.
         decide_at: dict[int, list[tuple[_Sym, float]]] = {}
-        open_at: dict[int, list[_Sym]] = {}
+        fills_next: set[int] = set()
         funding_at: dict[int, list[tuple[_Sym, float, float, int]]] = {}
         for sym in syms:
             sig = self._signals(sym)
@@ -235,27 +271,52 @@ class BacktestEngine:
             change = change[change < len(eff) - 1]  # the last bar has no next open to fill at
             for k in change.tolist():
                 decide_at.setdefault(int(sym.uidx[k]), []).append((sym, float(eff[k])))
-                open_at.setdefault(int(sym.uidx[k + 1]), []).append(sym)
+                fills_next.add(int(sym.uidx[k + 1]))
             if st.funding:
                 for u, rate, mark, ts in self._funding_events(sym, union):
                     funding_at.setdefault(u, []).append((sym, rate, mark, ts))
-        events = sorted(decide_at.keys() | open_at.keys() | funding_at.keys())
-        if self.bar_by_bar:
-            events = list(range(n_union))
+        safety_at = self._safety_events(union, syms) if self.risk is not None else _SafetyEvents()
+        static = decide_at.keys() | fills_next | funding_at.keys() | safety_at.bars()
+        events = list(range(n_union)) if self.bar_by_bar else sorted(static)
 
         loop = _Loop(self, account, exchange, syms, union)
-        loop.audit_run_state("running", int(union[0]))
-        for n, u in enumerate(events):
-            loop.process_event_bar(u, open_at.get(u), funding_at.get(u), decide_at.get(u))
-            nxt = events[n + 1] if n + 1 < len(events) else n_union
-            if nxt > u + 1:
-                loop.scan_passive(u + 1, nxt)
-            if progress is not None and n % _PROGRESS_EVERY == 0:
-                progress(u / n_union)
-        loop.audit_run_state("completed", int(union[-1]) + self.tf_ns)
+        try:
+            loop.audit_run_state("running", int(union[0]))
+            _drive(loop, events, n_union, decide_at, funding_at, safety_at, progress)
+            loop.audit_run_state("completed", int(union[-1]) + self.tf_ns)
+        finally:
+            if loop.safety is not None:
+                loop.safety.close()
         if progress is not None:
             progress(1.0)
         return self._result(loop, union, syms, started)
+
+    def _safety_events(self, union: npt.NDArray[np.int64], syms: list[_Sym]) -> _SafetyEvents:
+        assert self.risk is not None
+        events = _SafetyEvents()
+        days = union // NANOS_PER_DAY
+        events.day_starts = set(np.flatnonzero(np.diff(days, prepend=days[0] - 1) != 0).tolist())
+        if self.risk.coordinator.enabled:
+            step = self.risk.coordinator.interval_bars
+            events.cycles = set(range(step - 1, len(union), step))
+        if self.risk.ess.enabled:
+            max_age = round(self.risk.ess.stale_data_secs * NANOS_PER_SECOND)
+            for sym in syms:
+                ts = sym.bars.ts
+                last_data = ts[:-1] + self.tf_ns
+                stale = np.flatnonzero(ts[1:] - last_data >= max_age)
+                for k in stale.tolist():
+                    u = int(np.searchsorted(union, last_data[k] + max_age, side="left"))
+                    previous = events.stale.get(u)
+                    events.stale[u] = (
+                        int(last_data[k]) if previous is None else min(previous, int(last_data[k]))
+                    )
+        for change in self.risk.policy_changes:
+            at = int(pd.Timestamp(change.at).value)
+            u = int(np.searchsorted(union, at, side="left"))
+            if u < len(union):
+                events.policy_changes.setdefault(u, []).append(change)
+        return events
 
     def _funding_events(
         self, sym: _Sym, union: npt.NDArray[np.int64]
@@ -358,7 +419,27 @@ class BacktestEngine:
             rejected_orders=len(rejected),
         )
         summary["liquidations"] = int(fills_df["liquidation"].sum()) if len(fills_df) else 0
-        summary["halted"] = loop.halted
+        risk_events = _risk_events_frame(loop.safety.events if loop.safety is not None else [])
+        kinds = risk_events["kind"]
+        summary["risk_denials"] = int((kinds == "risk_blocked").sum())
+        summary["mode_changes"] = int((kinds == "mode_changed").sum())
+        stops = risk_events[kinds == "emergency_stop"]
+        summary["emergency_stop"] = (
+            {
+                "time": stops["time"].iloc[0].isoformat().replace("+00:00", "Z"),
+                "reason": str(stops["reason"].iloc[0]),
+                "detail": str(stops["detail"].iloc[0]),
+            }
+            if len(stops)
+            else None
+        )
+        if loop.halted is not None:
+            summary["halted"] = loop.halted
+        elif summary["emergency_stop"] is not None:
+            stop = summary["emergency_stop"]
+            summary["halted"] = f"emergency stop ({stop['reason']}): {stop['detail']}"
+        else:
+            summary["halted"] = None
         synthetic = any(d.synthetic for d in self.market.values())
         return BacktestResult(
             equity=equity_df,
@@ -371,10 +452,21 @@ class BacktestEngine:
                 # The parameters the strategy ran with, defaults included.
                 "params": self.strategy.params(),
                 "data_sources": {s: d.source for s, d in self.market.items()},
+                "risk": self.risk.model_dump(mode="json") if self.risk is not None else None,
             },
             rejected_orders=rejected,
             synthetic=synthetic,
+            risk_events=risk_events,
         )
+
+
+def _risk_events_frame(events: list[RiskEvent]) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        [(e.ts_ns, e.kind, e.symbol, e.reason, e.detail) for e in events],
+        columns=list(RISK_EVENT_COLUMNS),
+    )
+    frame["time"] = pd.to_datetime(frame["time"].astype(np.int64), utc=True)
+    return frame
 
 
 class _Loop:
@@ -407,6 +499,19 @@ class _Loop:
         self.halted: str | None = None
         self._n_audited_fills = 0
         self._n_audited_closed = 0
+        self.leverage = engine.settings.leverage
+        self.closes = np.vstack([s.close_arr for s in syms])
+        self.safety = (
+            BacktestSafety(
+                engine.risk,
+                clock=engine.clock,
+                executor=self,
+                audit=engine.audit,
+                state_db=engine.state_db,
+            )
+            if engine.risk is not None
+            else None
+        )
         self._n_fills = 0
         self._n_funding = 0
         self._seq = 0
@@ -415,6 +520,72 @@ class _Loop:
         self._safe = True
 
     # ----------------------------------------------------------------- helpers
+    def awaiting_open(self) -> bool:
+        """True while some order waits for its symbol's next open."""
+        return self.exchange.has_awaiting()
+
+    def _close_equity(self, u: int) -> float:
+        """Mark-to-market equity at bar u's close."""
+        equity = self.account.wallet
+        for s in self.syms:
+            pos = self.account.positions[s.name]
+            if pos.quantity:
+                equity += pos.quantity * (s.close_u[u] - pos.entry_price)
+        return equity
+
+    # FlattenExecutor, for the ESS: closes are reduce-only market orders at the next open.
+    def cancel_all_orders(self) -> int:
+        """Cancel every open order (ESS)."""
+        return len(self.exchange.cancel_all(self.clock.now_ns()))
+
+    def open_positions(self) -> dict[str, float]:
+        """Signed quantity of every open position (ESS)."""
+        return {n: p.quantity for n, p in self.account.positions.items() if p.quantity}
+
+    def close_position(self, symbol: str, quantity: float) -> bool:
+        """Send a reduce-only market order closing ``quantity`` (signed position) (ESS)."""
+        ts = self.clock.now_ns()
+        s = self.by_name[symbol]
+        self._seq += 1
+        order = Order(
+            client_order_id=f"bt-{self._seq:07d}",
+            symbol=symbol,
+            side=OrderSide.SELL if quantity > 0 else OrderSide.BUY,
+            type=OrderType.MARKET,
+            quantity=abs(quantity),
+            ts_init=ts,
+            reduce_only=True,
+            tag="ess",
+        )
+        if self.safety is not None:
+            u = self._bar_of(ts)
+            intent = intent_for(
+                symbol,
+                -quantity,
+                s.close_u[u],
+                ts,
+                leverage=self.leverage,
+                stop_loss=None,
+                strategy="ess",
+                emergency=True,
+            )
+            view = self._account_view(u, self.account.wallet)
+            if not self.safety.check(intent, view).approved:
+                return False
+        self.exchange.submit(order, self._marks(self._bar_of(ts), closes=True))
+        return not order.reject_reason
+
+    def _bar_of(self, ts: int) -> int:
+        """The last bar whose open is at or before ``ts``."""
+        return max(0, bisect.bisect_right(self.union, ts) - 1)
+
+    def _account_view(self, u: int, equity: float) -> AccountView:
+        assert self.safety is not None
+        positions = {n: p.quantity for n, p in self.account.positions.items()}
+        marks = {s.name: s.close_u[u] for s in self.syms}
+        data_ts = {s.name: s.data_ts_u[u] for s in self.syms}
+        return account_view(equity, self.safety.day_start, positions, marks, data_ts)
+
     def _marks(self, u: int, closes: bool) -> dict[str, float]:
         prices = {}
         for s in self.syms:
@@ -572,26 +743,72 @@ class _Loop:
     def process_event_bar(
         self,
         u: int,
-        opens: list[_Sym] | None,
         funding: list[tuple[_Sym, float, float, int]] | None,
         decisions: list[tuple[_Sym, float]] | None,
+        safety_at: _SafetyEvents,
     ) -> None:
-        """Handle one event bar: opening fills, funding, intrabar matching, closing decisions."""
+        """Handle one event bar: stale data, opening fills, funding, intrabar matching, the
+        safety core's checks at the close, then the strategy's decisions."""
         ts = self.union[u]
         ex = self.exchange
-        if opens:
-            marks = self._marks(u, closes=False)
-            for s in opens:
-                ex.on_open(s.name, s.open_u[u], ts, marks)
-            if self.stop_loss is not None:
-                for s in opens:
-                    self._place_stop(s, ts, marks)
+        safety = self.safety
+        if safety is not None and u in safety_at.stale:
+            # Data stopped and the staleness limit passed before this bar: the ESS acts now,
+            # and its closes meet this bar's open.
+            self.clock.set(ts)
+            safety.evaluate(ts_ns=ts, last_data_ns=safety_at.stale[u])
+        if ex.has_awaiting():
+            self._fill_opens(u)
         if funding:
             for s, rate, mark, f_ts in funding:
                 ex.settle_funding(s.name, rate, mark, f_ts)
         self._intrabar(u)
+        if safety is not None:
+            changes = safety_at.policy_changes.get(u)
+            if changes:
+                self._apply_policy_changes(u, changes)
+            equity = self._close_equity(u)
+            self._check_equity(u, equity)
+            if u in safety_at.cycles:
+                self.clock.set(ts + self.tf_ns)
+                recent = safety.errors.recent(ts + self.tf_ns)
+                safety.cycle(equity, ts + self.tf_ns, recent)
         if decisions:
             self._decide(u, decisions)
+
+    def _fill_opens(self, u: int) -> None:
+        """Fill the orders waiting for the open of bar u (symbols with a real bar there)."""
+        ex = self.exchange
+        ts = self.union[u]
+        opens = [s for s in self.syms if s.real_u[u] and ex.has_awaiting(s.name)]
+        if not opens:
+            return
+        marks = self._marks(u, closes=False)
+        for s in opens:
+            ex.on_open(s.name, s.open_u[u], ts, marks)
+        if self.stop_loss is not None:
+            for s in opens:
+                self._place_stop(s, ts, marks)
+
+    def _check_equity(self, u: int, equity: float) -> None:
+        """Feed bar u's closing equity to the safety core; it may activate the ESS."""
+        safety = self.safety
+        assert safety is not None
+        if safety.on_equity(equity, self.union[u]):
+            ts_close = self.union[u] + self.tf_ns
+            self.clock.set(ts_close)
+            safety.evaluate(ts_ns=ts_close, equity=equity)
+
+    def _apply_policy_changes(self, u: int, changes: list[ScheduledPolicyChange]) -> None:
+        assert self.safety is not None
+        self.clock.set(self.union[u])
+        for change in changes:
+            before = self.safety.policy.current().mode
+            policy = self.safety.policy.update(
+                actor=change.actor, reason=change.reason, **change.policy_changes()
+            )
+            if policy.mode is not before:
+                self.safety.note_mode_change(self.union[u], before, policy.mode, change.reason)
 
     def _intrabar(self, u: int) -> None:
         ts = self.union[u]
@@ -640,7 +857,15 @@ class _Loop:
         equity = acct.equity(marks)
         # The order is made at the bar's close, which is the next bar's open time.
         ts = self.union[u] + self.tf_ns
-        for s, target in decisions:
+        safety = self.safety
+        view = None
+        scale = 1.0
+        if safety is not None:
+            self.clock.set(ts)
+            scale = safety.size_scale()
+            view = self._account_view(u, equity)
+        for s, raw_target in decisions:
+            target = raw_target * scale
             price = marks[s.name]
             want = target if s.unit is TargetUnit.QUANTITY else target * equity / price
             want = math.copysign(s.inst.round_qty_down(want), want) if want else 0.0
@@ -655,6 +880,22 @@ class _Loop:
                 continue
             qty = s.inst.round_qty_down(delta)
             reduce_only = want == 0.0 or (want * held > 0 and abs(want) < abs(held))
+            if safety is not None and view is not None:
+                intent = intent_for(
+                    s.name,
+                    math.copysign(qty, delta),
+                    price,
+                    ts,
+                    leverage=self.leverage,
+                    stop_loss=self.stop_loss,
+                    strategy=self.actor,
+                )
+                if not safety.check(intent, view).approved:
+                    continue
+                # Later intents at this close see this order as if filled (conservative).
+                positions = view.positions
+                assert isinstance(positions, dict)
+                positions[s.name] = held + math.copysign(qty, delta)
             self._seq += 1
             order = Order(
                 client_order_id=f"bt-{self._seq:07d}",
@@ -672,6 +913,8 @@ class _Loop:
             self.exchange.submit(order, marks)
             if order.reject_reason:
                 self._reject(ts, s.name, order.side.value, qty, order.reject_reason)
+                if safety is not None:
+                    safety.on_rejection(ts)
 
     def _place_stop(self, s: _Sym, ts: int, marks: dict[str, float]) -> None:
         """Replace ``s``'s protective stop so it guards the position now held."""
@@ -701,14 +944,23 @@ class _Loop:
             self._reject(ts, s.name, stop.side.value, stop.quantity, stop.reject_reason)
 
     # ----------------------------------------------------------------- passive segments
-    def scan_passive(self, a: int, b: int) -> None:
-        """Bars a..b-1 have no scheduled event: find and handle the ones where one happens."""
+    def scan_passive(self, a: int, b: int) -> int | None:
+        """Bars a..b-1 have no scheduled event: find and handle the ones where one happens.
+
+        Returns the bar that left orders waiting for the next open (an ESS activation), so the
+        caller visits the following bar; None when the segment ends quietly.
+        """
         while a < b:
             v = self._first_active(a, b)
             if v >= b:
-                return
+                return None
             self._intrabar(v)
+            if self.safety is not None:
+                self._check_equity(v, self._close_equity(v))
+            if self.exchange.has_awaiting():
+                return v
             a = v + 1
+        return None
 
     def _first_active(self, a: int, b: int) -> int:
         first = b
@@ -720,7 +972,49 @@ class _Loop:
                     first = min(first, a + int(hit.argmax()))
         if not self._safe:
             first = min(first, self._first_liquidation(a, first))
+        if self.safety is not None and not self.safety.halted:
+            first = min(first, self._first_equity_breach(a, first))
         return first
+
+    def _first_equity_breach(self, a: int, b: int) -> int:
+        """First bar in a..b-1 whose closing equity may breach the drawdown or daily-loss limit.
+
+        Equity over the segment is one matrix-vector product (positions are constant here).
+        A bar within a hair of a limit counts as a candidate; the caller confirms it with the
+        same scalar arithmetic as an event bar, so the result equals bar-by-bar evaluation.
+        The running peak is carried through the bars that are passed over.
+        """
+        safety = self.safety
+        assert safety is not None
+        if a >= b:
+            return b
+        rows = [i for i, s in enumerate(self.syms) if self.account.positions[s.name].quantity]
+        if not rows:
+            return b  # flat: equity stays at the wallet, which the last event bar checked
+        qty = np.array([self.account.positions[self.syms[i].name].quantity for i in rows])
+        basis = sum(
+            self.account.positions[self.syms[i].name].quantity
+            * self.account.positions[self.syms[i].name].entry_price
+            for i in rows
+        )
+        equity = self.account.wallet - basis + qty @ self.closes[rows, a:b]
+        peak, start = safety.peak, safety.day_start
+        max_dd, max_dl = safety.limits()
+        slack = 1.0 - 1e-9
+        top, bottom = float(equity.max()), float(equity.min())
+        if (
+            top <= peak
+            and peak - bottom < slack * max_dd * peak
+            and start - bottom < slack * max_dl * start
+        ):
+            return b
+        hit = first_breach(equity, peak, np.full(b - a, start), max_dd * slack, max_dl * slack)
+        if hit is None:
+            safety.peak = max(peak, top)
+            return b
+        if hit:
+            safety.peak = max(peak, float(equity[:hit].max()))
+        return a + hit
 
     def _first_liquidation(self, a: int, b: int) -> int:
         """First bar in a..b-1 where the account would be liquidated, or b."""
@@ -762,6 +1056,38 @@ class _Loop:
         if s.table is None:
             s.table = _RangeTable(s.low_u, s.high_u)
         return s.table
+
+
+def _drive(
+    loop: _Loop,
+    events: list[int],
+    n_union: int,
+    decide_at: dict[int, list[tuple[_Sym, float]]],
+    funding_at: dict[int, list[tuple[_Sym, float, float, int]]],
+    safety_at: _SafetyEvents,
+    progress: ProgressFn | None,
+) -> None:
+    """Visit the event bars in order, scanning the passive bars between them."""
+    if not events:
+        return
+    pos = 0
+    count = 0
+    u = events[0]
+    while u < n_union:
+        loop.process_event_bar(u, funding_at.get(u), decide_at.get(u), safety_at)
+        while pos < len(events) and events[pos] <= u:
+            pos += 1
+        nxt = events[pos] if pos < len(events) else n_union
+        if loop.awaiting_open():
+            nxt = min(nxt, u + 1)  # orders made at run time fill at the next open
+        elif nxt > u + 1:
+            made_orders_at = loop.scan_passive(u + 1, nxt)
+            if made_orders_at is not None:
+                nxt = made_orders_at + 1
+        count += 1
+        if progress is not None and count % _PROGRESS_EVERY == 0:
+            progress(u / n_union)
+        u = nxt
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from quantum_trader.data.synthetic import generate_market
 from quantum_trader.domain.clock import ManualClock
 from quantum_trader.engine.backtest import BacktestEngine
 from quantum_trader.engine.backtest_metrics import publish_backtest_metrics
-from quantum_trader.engine.settings import BacktestSettings
+from quantum_trader.engine.settings import BacktestSettings, RiskSettings
 from quantum_trader.observability.audit.logger import AuditLogger
 from quantum_trader.observability.audit.records import Durability
 from quantum_trader.observability.metrics.logger import MetricsLogger
@@ -45,10 +45,13 @@ def load_backtest_market(settings: BacktestSettings) -> MarketData:
 
 
 def run_backtest_job(
-    settings: BacktestSettings, progress: Callable[[float], None] | None = None
+    settings: BacktestSettings,
+    progress: Callable[[float], None] | None = None,
+    risk: RiskSettings | None = None,
 ) -> BacktestRun:
     """Run the backtest the settings describe and write its outputs to ``settings.out``.
 
+    ``risk`` puts the safety core in front of every order (None: no safety core).
     With ``settings.audit`` the run's audit trail (buffered: a backtest can be re-run) goes to
     ``<out>/audit``, replacing the trail of an earlier run in the same folder.
     """
@@ -62,7 +65,15 @@ def run_backtest_job(
             shutil.rmtree(audit_dir)
         audit = AuditLogger(audit_dir, clock, durability=Durability.BUFFERED, retention_days=None)
     try:
-        engine = BacktestEngine(settings, strategy, market, audit=audit, clock=clock)
+        engine = BacktestEngine(
+            settings,
+            strategy,
+            market,
+            audit=audit,
+            clock=clock,
+            risk=risk,
+            state_db=risk.state_db if risk is not None else None,
+        )
         result = engine.run(progress)
     finally:
         if audit is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from quantum_trader.domain.errors import ConfigError
-from quantum_trader.domain.policy import Policy, RiskMode
+from quantum_trader.domain.policy import Policy, RiskMode, TradingState
 from quantum_trader.domain.trading import MarginMode
 from quantum_trader.risk.policy_service import with_limit_changes
 
@@ -111,6 +112,28 @@ class CoordinatorSettings(BaseModel):
     )
 
 
+class ScheduledPolicyChange(BaseModel):
+    """A policy change a backtest applies at a given time, as a person would (what-if runs:
+    halt for a CPI release, cut risk before a weekend)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: datetime = Field(description="When (UTC; the first bar at or after it).")
+    actor: str = Field(min_length=1, description="Who makes the change (audited).")
+    reason: str = Field(min_length=1, description="Why (audited).")
+    mode: RiskMode | None = Field(default=None, description="New risk mode.")
+    state: TradingState | None = Field(default=None, description="New trading state.")
+
+    def policy_changes(self) -> dict[str, Any]:
+        """The changes as keyword arguments of ``PolicyService.update``."""
+        out: dict[str, Any] = {}
+        if self.mode is not None:
+            out["mode"] = self.mode
+        if self.state is not None:
+            out["state"] = self.state
+        return out
+
+
 class RiskSettings(BaseModel):
     """The safety core: the starting policy, ESS thresholds and the coordinator."""
 
@@ -131,6 +154,14 @@ class RiskSettings(BaseModel):
     )
     ess: EssSettings = Field(default_factory=EssSettings)
     coordinator: CoordinatorSettings = Field(default_factory=CoordinatorSettings)
+    policy_changes: tuple[ScheduledPolicyChange, ...] = Field(
+        default=(), description="Policy changes applied during a backtest, in time order."
+    )
+    state_db: Path | None = Field(
+        default=None,
+        description="SQLite file holding the policy and the ESS latch across runs "
+        "(qtrader policy / qtrader ess act on it); omitted: fresh in memory per run.",
+    )
 
     def policy(self) -> Policy:
         """The starting policy these settings describe; ConfigError names any invalid limit."""

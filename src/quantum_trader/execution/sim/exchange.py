@@ -111,6 +111,12 @@ class SimulatedExchange:
         symbols = [symbol] if symbol is not None else list(self.instruments)
         return [o for s in symbols for o in (*self._awaiting_open[s], *self._resting[s])]
 
+    def has_awaiting(self, symbol: str | None = None) -> bool:
+        """True when orders wait for the next open (of ``symbol``, or of any symbol)."""
+        if symbol is not None:
+            return bool(self._awaiting_open[symbol])
+        return any(self._awaiting_open.values())
+
     def has_resting(self, symbol: str) -> bool:
         """True when limit or stop orders rest for ``symbol``."""
         return bool(self._resting[symbol])

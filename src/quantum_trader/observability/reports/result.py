@@ -34,6 +34,8 @@ FILL_COLUMNS = (
     "liquidation",
 )
 EQUITY_COLUMNS = ("equity", "wallet", "unrealized", "drawdown")
+RISK_EVENT_COLUMNS = ("time", "kind", "symbol", "reason", "detail")
+RISK_EVENT_KINDS = ("risk_blocked", "mode_changed", "emergency_stop")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,10 @@ class BacktestResult:
         settings: the run's settings as plain JSON-able values, for the report header.
         rejected_orders: one row per rejected order (time, symbol, side, quantity, reason).
         synthetic: True when any input was synthetic data; reports say so plainly.
+        risk_events: the safety core's actions, columns ``RISK_EVENT_COLUMNS``: ``kind`` is
+            ``risk_blocked`` (a RiskGuard denial; ``reason`` its code), ``mode_changed``
+            (``reason`` is ``<old>-><new>``) or ``emergency_stop`` (``reason`` the ESS reason
+            code); ``symbol`` is empty for account-wide events.
     """
 
     equity: pd.DataFrame
@@ -61,3 +67,6 @@ class BacktestResult:
     settings: dict[str, Any]
     rejected_orders: pd.DataFrame = field(default_factory=pd.DataFrame)
     synthetic: bool = False
+    risk_events: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(RISK_EVENT_COLUMNS))
+    )
