@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from quantum_trader.data.loaders import load_market
-from quantum_trader.engine.backtest import run_backtest
-from quantum_trader.engine.settings import BacktestSettings
+from quantum_trader.engine.backtest import BacktestEngine, run_backtest
+from quantum_trader.engine.settings import BacktestSettings, RiskSettings
 from quantum_trader.observability.reports.files import write_run_outputs
 from quantum_trader.strategies.sma_cross import SmaCross
 
@@ -87,6 +87,27 @@ def main() -> int:
     print(
         f"  whole job (load, run, write the files): {whole:.3f} s = {bars / whole:,.0f} bars/s; "
         f"report.html {size / 1e6:.1f} MB"
+    )
+
+    # The same run with the full safety core in front of every order: RiskGuard, drawdown and
+    # daily-loss tracking at every bar, ESS evaluators, coordinator cycles. Limits are wide so
+    # the run trades to the end (a halt would make the comparison meaningless).
+    loose = {
+        mode: {"max_drawdown": 1.0, "max_daily_loss": 1.0}
+        for mode in ("aggressive", "normal", "safe", "critical")
+    }
+    risk = RiskSettings(limits=loose)
+    safe_times = []
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        res = BacktestEngine(settings, SmaCross(fast=10, slow=50), market, risk=risk).run()
+        safe_times.append(time.perf_counter() - t0)
+    safe_best = min(safe_times)
+    print(
+        f"  with the safety core: best {safe_best:.3f} s = {bars / safe_best:,.0f} bars/s "
+        f"({best / safe_best:.0%} of the throughput without it); "
+        f"{res.summary['trades']:,} trades, {res.summary['risk_denials']:,} denials, "
+        f"{res.summary['mode_changes']:,} mode changes"
     )
 
     btc = {"BTCUSDT": market["BTCUSDT"]}

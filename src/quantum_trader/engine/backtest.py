@@ -64,6 +64,7 @@ from quantum_trader.strategies.base import Bars, Signals, Strategy, TargetUnit
 ProgressFn = Callable[[float], None]
 _PROGRESS_EVERY = 2048
 _STOP_TAG = "stop_loss"
+_SCALAR_SCAN_CELLS = 48
 
 
 class _RangeTable:
@@ -514,6 +515,9 @@ class _Loop:
         )
         self._n_fills = 0
         self._n_funding = 0
+        self._legs: list[tuple[_Sym, float, float]] | None = None
+        self._legs_matrix: tuple[list[int], npt.NDArray[np.float64], float] | None = None
+        self._row = {s.name: i for i, s in enumerate(syms)}
         self._seq = 0
         # True while the current positions provably cannot be liquidated at any price the data
         # contains; recomputed whenever positions or the wallet change.
@@ -527,11 +531,23 @@ class _Loop:
     def _close_equity(self, u: int) -> float:
         """Mark-to-market equity at bar u's close."""
         equity = self.account.wallet
-        for s in self.syms:
-            pos = self.account.positions[s.name]
-            if pos.quantity:
-                equity += pos.quantity * (s.close_u[u] - pos.entry_price)
+        for s, qty, entry in self._open_legs():
+            equity += qty * (s.close_u[u] - entry)
         return equity
+
+    def _open_legs(self) -> list[tuple[_Sym, float, float]]:
+        """(symbol, quantity, entry) of every open position; cached until positions change."""
+        legs = self._legs
+        if legs is None:
+            positions = self.account.positions
+            legs = [
+                (s, positions[s.name].quantity, positions[s.name].entry_price)
+                for s in self.syms
+                if positions[s.name].quantity
+            ]
+            self._legs = legs
+            self._legs_matrix = None
+        return legs
 
     # FlattenExecutor, for the ESS: closes are reduce-only market orders at the next open.
     def cancel_all_orders(self) -> int:
@@ -579,10 +595,13 @@ class _Loop:
         """The last bar whose open is at or before ``ts``."""
         return max(0, bisect.bisect_right(self.union, ts) - 1)
 
-    def _account_view(self, u: int, equity: float) -> AccountView:
+    def _account_view(
+        self, u: int, equity: float, marks: dict[str, float] | None = None
+    ) -> AccountView:
         assert self.safety is not None
         positions = {n: p.quantity for n, p in self.account.positions.items()}
-        marks = {s.name: s.close_u[u] for s in self.syms}
+        if marks is None:
+            marks = self._marks(u, closes=True)
         data_ts = {s.name: s.data_ts_u[u] for s in self.syms}
         return account_view(equity, self.safety.day_start, positions, marks, data_ts)
 
@@ -599,6 +618,7 @@ class _Loop:
             return
         self._n_fills = len(ex.fills)
         self._n_funding = len(ex.funding_payments)
+        self._legs = None
         if self.audit is not None:
             self._audit_outcomes()
         self.wallet_u.append(u)
@@ -863,7 +883,7 @@ class _Loop:
         if safety is not None:
             self.clock.set(ts)
             scale = safety.size_scale()
-            view = self._account_view(u, equity)
+            view = self._account_view(u, equity, marks)
         for s, raw_target in decisions:
             target = raw_target * scale
             price = marks[s.name]
@@ -988,15 +1008,21 @@ class _Loop:
         assert safety is not None
         if a >= b:
             return b
-        rows = [i for i, s in enumerate(self.syms) if self.account.positions[s.name].quantity]
-        if not rows:
+        legs = self._open_legs()
+        if not legs:
             return b  # flat: equity stays at the wallet, which the last event bar checked
-        qty = np.array([self.account.positions[self.syms[i].name].quantity for i in rows])
-        basis = sum(
-            self.account.positions[self.syms[i].name].quantity
-            * self.account.positions[self.syms[i].name].entry_price
-            for i in rows
-        )
+        if (b - a) * len(legs) <= _SCALAR_SCAN_CELLS:
+            # Short segments (most of them) cost less bar by bar than a numpy round trip, and
+            # use exactly the event bars' arithmetic.
+            for v in range(a, b):
+                if safety.on_equity(self._close_equity(v), self.union[v]):
+                    return v
+            return b
+        if self._legs_matrix is None:
+            rows = [self._row[s.name] for s, _, _ in legs]
+            qty = np.array([q for _, q, _ in legs])
+            self._legs_matrix = (rows, qty, sum(q * e for _, q, e in legs))
+        rows, qty, basis = self._legs_matrix
         equity = self.account.wallet - basis + qty @ self.closes[rows, a:b]
         peak, start = safety.peak, safety.day_start
         max_dd, max_dl = safety.limits()

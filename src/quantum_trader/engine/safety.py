@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from quantum_trader.domain.clock import Clock
+from quantum_trader.domain.clock import NANOS_PER_DAY, Clock
 from quantum_trader.domain.orders import OrderSide
 from quantum_trader.domain.policy import Policy, RiskMode, TradingState
 from quantum_trader.engine.settings import RiskSettings
@@ -100,6 +100,7 @@ class BacktestSafety:
         )
         self.peak = 0.0
         self.day = ""
+        self._day_number = -1
         self.day_start = 0.0
         self._emergency_seen = self.ess.is_active()
 
@@ -156,10 +157,15 @@ class BacktestSafety:
         return lim.max_drawdown, lim.max_daily_loss
 
     def on_equity(self, equity: float, ts_ns: int) -> bool:
-        """Take a bar's closing equity; True if it breaches a limit (call ``emergency`` then)."""
-        day = utc_day(ts_ns)
-        if day != self.day:
-            self.day = day
+        """Take a bar's closing equity (``ts_ns``: the bar's open); True if it breaches a limit.
+
+        The peak and start-of-day equity move with it. Feeding the same bar twice changes
+        nothing, so a caller may look ahead with it and then process the bar as usual.
+        """
+        day_number = ts_ns // NANOS_PER_DAY
+        if day_number != self._day_number:
+            self._day_number = day_number
+            self.day = utc_day(ts_ns)
             self.day_start = equity
         if equity > self.peak:
             self.peak = equity

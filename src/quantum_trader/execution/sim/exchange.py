@@ -115,7 +115,10 @@ class SimulatedExchange:
         """True when orders wait for the next open (of ``symbol``, or of any symbol)."""
         if symbol is not None:
             return bool(self._awaiting_open[symbol])
-        return any(self._awaiting_open.values())
+        for waiting in self._awaiting_open.values():
+            if waiting:
+                return True
+        return False
 
     def has_resting(self, symbol: str) -> bool:
         """True when limit or stop orders rest for ``symbol``."""

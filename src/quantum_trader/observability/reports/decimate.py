@@ -50,3 +50,33 @@ def decimate_indices(values: np.ndarray, max_points: int = DEFAULT_MAX_POINTS) -
     highs = offsets + high.reshape(buckets, width).argmax(axis=1)
     keep = np.concatenate(([0, size - 1], lows, highs))
     return np.unique(np.minimum(keep, size - 1))
+
+
+def first_per_bucket(
+    times: np.ndarray, keys: np.ndarray, max_points: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Thin point events (markers) to about ``max_points``, keeping each kind in each stretch.
+
+    The time span is cut into equal buckets, ``max_points // kinds`` of them, and each bucket
+    keeps the first event of each key (e.g. a risk denial's reason code), so a rare reason is
+    never drowned by a frequent one.
+
+    Args:
+        times: Event times (any numeric unit), ascending.
+        keys: Per event, an integer key (the kind); same length as ``times``.
+        max_points: The target size; at most this many events remain.
+
+    Returns:
+        The kept indices (ascending) and, per kept event, how many events it stands for.
+    """
+    size = times.size
+    if size <= max_points:
+        return np.arange(size, dtype=np.int64), np.ones(size, dtype=np.int64)
+    kinds = int(keys.max()) + 1 if keys.size else 1
+    buckets = max(1, max_points // kinds)
+    offsets = (times - times.min()).astype(np.float64)
+    span = float(offsets.max()) or 1.0
+    bucket = np.minimum((offsets / span * buckets).astype(np.int64), buckets - 1)
+    _, first, counts = np.unique(bucket * kinds + keys, return_index=True, return_counts=True)
+    order = np.argsort(first, kind="stable")
+    return first[order].astype(np.int64), counts[order].astype(np.int64)

@@ -28,6 +28,7 @@ from plotly.offline import get_plotlyjs
 from quantum_trader.observability.reports.charts import (
     DRAWDOWN_DIV_ID,
     EQUITY_DIV_ID,
+    bar_bounds_ns,
     drawdown_figure,
     equity_figure,
     figure_html,
@@ -55,6 +56,12 @@ from quantum_trader.observability.reports.frames import (
     times_ns,
 )
 from quantum_trader.observability.reports.result import BacktestResult
+from quantum_trader.observability.reports.safety import (
+    SafetyEvents,
+    emergency_headline,
+    parse_safety_events,
+    safety_section,
+)
 from quantum_trader.observability.reports.tables import breakdown_table, frame_table
 
 __all__ = ["DRAWDOWN_DIV_ID", "EQUITY_DIV_ID", "SYNTHETIC_BANNER", "render_html_report"]
@@ -63,6 +70,8 @@ SYNTHETIC_BANNER = "SYNTHETIC DATA — not real market prices"
 MAX_LIVE_CHARTS = 6
 
 _HEADER_SUMMARY_KEYS = frozenset({"start", "end", "initial_cash"})
+# Shown by the header and the Safety section, not among "Other figures".
+_SAFETY_SUMMARY_KEYS = frozenset({"emergency_stop", "halted"})
 
 # (summary key, label, formatter, colored by sign)
 _SUMMARY_FIGURES: tuple[tuple[str, str, Formatter, bool], ...] = (
@@ -86,6 +95,8 @@ _SUMMARY_FIGURES: tuple[tuple[str, str, Formatter, bool], ...] = (
     ("funding", "Funding (+ received)", format_signed_money, True),
     ("exposure", "Time in market", format_percent, False),
     ("rejected_orders", "Rejected orders", format_count, False),
+    ("risk_denials", "Risk denials", format_count, False),
+    ("mode_changes", "Risk mode changes", format_count, False),
     ("bars", "Bars", format_count, False),
     ("elapsed_s", "Run time", format_seconds, False),
     ("bars_per_s", "Bars per second", format_count, False),
@@ -132,6 +143,15 @@ table.data .num{text-align:right;font-variant-numeric:tabular-nums}
 table.data tr.total td{font-weight:700;border-top:2px solid var(--fg)}
 table.data tr.gap td{color:var(--muted);text-align:center;background:var(--soft)}
 .scroll{max-height:560px;overflow:auto;border:1px solid var(--line);border-radius:6px}
+.alert{background:#fee2e2;border:2px solid #dc2626;color:#7f1d1d;font-weight:700;
+padding:10px 14px;border-radius:6px;margin:10px 0}.alert a{color:#7f1d1d}
+.ess-box{background:#fef2f2;border:2px solid #dc2626;border-left-width:8px;border-radius:6px;
+padding:10px 14px;margin:0 0 14px}.ess-box .ess-title{color:#b91c1c;font-size:17px;
+font-weight:800;letter-spacing:.02em}.ess-box p{margin:4px 0}.ess-box .facts{margin:6px 0 0}
+.mode{display:inline-block;padding:0 6px;border-radius:4px;border:1px solid var(--line);
+font-size:11.5px;font-weight:600;letter-spacing:.03em}
+#safety h3{margin:14px 0 6px}#safety h3:first-of-type{margin-top:0}
+.card.danger{border-color:#dc2626;background:#fef2f2}.card.danger .value{color:#b91c1c}
 .pos{color:#15803d}.neg{color:#b91c1c}.note{color:var(--muted);font-size:12.5px;margin:4px 0}
 details summary{cursor:pointer;color:var(--muted)}
 """
@@ -149,25 +169,32 @@ def render_html_report(result: BacktestResult) -> str:
     symbols = _report_symbols(result)
     settings = _flatten(result.settings)
     strategy = _strategy_name(result.settings)
+    safety = parse_safety_events(result.risk_events, result.summary, result.settings)
+    bounds = bar_bounds_ns(result.equity.index)
     sections = [
-        _header_section(result, settings, symbols, strategy),
-        _summary_section(result.summary),
+        _header_section(result, settings, symbols, strategy, safety),
+        _summary_section(result.summary, safety),
+        safety_section(safety, result.equity, bounds[1] if bounds is not None else None),
         _chart_section(
             "equity",
             "Equity",
-            figure_html(equity_figure(result.equity, _initial_cash(result)), EQUITY_DIV_ID),
+            figure_html(equity_figure(result.equity, _initial_cash(result), safety), EQUITY_DIV_ID),
+            _overlay_note(safety),
         ),
         _chart_section(
             "drawdown",
             "Drawdown",
-            figure_html(drawdown_figure(result.equity), DRAWDOWN_DIV_ID),
+            figure_html(drawdown_figure(result.equity, safety), DRAWDOWN_DIV_ID),
         ),
         (
             '<section id="by-symbol"><h2>PnL by symbol</h2>'
             '<p class="note">Closed trades; net = gross − fees + funding.</p>'
             f"{breakdown_table(result.trades, symbols)}</section>"
         ),
-        *(_symbol_section(position, symbol, result) for position, symbol in enumerate(symbols)),
+        *(
+            _symbol_section(position, symbol, result, safety)
+            for position, symbol in enumerate(symbols)
+        ),
         _trades_section(result.trades),
         _rejected_section(result.rejected_orders),
     ]
@@ -183,7 +210,11 @@ def render_html_report(result: BacktestResult) -> str:
 
 
 def _header_section(
-    result: BacktestResult, settings: list[tuple[str, str]], symbols: list[str], strategy: str
+    result: BacktestResult,
+    settings: list[tuple[str, str]],
+    symbols: list[str],
+    strategy: str,
+    safety: SafetyEvents,
 ) -> str:
     facts: list[tuple[str, str]] = [
         ("Strategy", strategy or MISSING),
@@ -201,12 +232,13 @@ def _header_section(
     banner = (
         f'<div class="banner">{html.escape(SYNTHETIC_BANNER)}</div>' if result.synthetic else ""
     )
+    banner += _safety_alerts(result.summary, safety)
     settings_table = html_table(
         ("Setting", "Value"),
         [(html.escape(key), html.escape(value)) for key, value in settings],
     )
     title = f"Backtest report: {strategy}" if strategy else "Backtest report"
-    links = ["summary", "equity", "drawdown", "by-symbol", "trades"]
+    links = ["summary", "safety", "equity", "drawdown", "by-symbol", "trades"]
     if not result.rejected_orders.empty:
         links.append("rejected")
     nav = "".join(f'<a href="#{link}">{link.replace("-", " ")}</a>' for link in links)
@@ -222,7 +254,30 @@ def _header_section(
     )
 
 
-def _summary_section(summary: dict[str, Any]) -> str:
+def _safety_alerts(summary: dict[str, Any], safety: SafetyEvents) -> str:
+    alerts = [
+        f'<div class="alert" role="alert">{emergency_headline(stop)} — '
+        '<a href="#safety">see Safety</a></div>'
+        for stop in safety.stops
+    ]
+    halted = summary.get("halted")
+    if halted:
+        alerts.append(
+            f'<div class="alert" role="alert">Trading halted: {html.escape(str(halted))}</div>'
+        )
+    return "".join(alerts)
+
+
+def _overlay_note(safety: SafetyEvents) -> str:
+    parts = []
+    if safety.mode_changes:
+        parts.append("Shading: risk mode (none = NORMAL).")
+    if safety.stops:
+        parts.append("Red line: emergency stop.")
+    return " ".join(parts)
+
+
+def _summary_section(summary: dict[str, Any], safety: SafetyEvents) -> str:
     cards: list[str] = []
     known = set()
     for key, label, formatter, signed in _SUMMARY_FIGURES:
@@ -235,10 +290,19 @@ def _summary_section(summary: dict[str, Any]) -> str:
             f'<div class="card"><div class="label">{html.escape(label)}</div>'
             f'<div class="value {css}">{formatter(value)}</div></div>'
         )
+    if "emergency_stop" in summary or safety.stops:
+        stop = safety.stops[0] if safety.stops else None
+        value = html.escape(stop.reason or "yes") if stop is not None else "none"
+        css = " danger" if stop is not None else ""
+        cards.append(
+            f'<div class="card{css}"><div class="label">Emergency stop</div>'
+            f'<div class="value">{value}</div></div>'
+        )
+    hidden = known | _HEADER_SUMMARY_KEYS | _SAFETY_SUMMARY_KEYS
     extra = [
         (html.escape(str(key)), format_value(value))
         for key, value in sorted(summary.items(), key=lambda item: str(item[0]))
-        if key not in known and key not in _HEADER_SUMMARY_KEYS and not isinstance(value, dict)
+        if key not in hidden and not isinstance(value, dict)
     ]
     extra_html = (
         f"<details><summary>Other figures ({len(extra)})</summary>"
@@ -258,9 +322,14 @@ def _chart_section(anchor: str, title: str, chart: str, note: str = "") -> str:
     return f'<section id="{anchor}"><h2>{html.escape(title)}</h2>{note_html}{chart}</section>'
 
 
-def _symbol_section(position: int, symbol: str, result: BacktestResult) -> str:
+def _symbol_section(
+    position: int, symbol: str, result: BacktestResult, safety: SafetyEvents
+) -> str:
     trades = symbol_trades(result.trades, symbol)
-    figure, notes = price_figure(result.prices.get(symbol), trades)
+    denials = safety.symbol_denials(symbol)
+    figure, notes = price_figure(result.prices.get(symbol), trades, denials, safety.stops)
+    if len(denials):
+        notes.insert(0, f"{len(denials):,} risk denials (✕).")
     note = "".join(f" {html.escape(text)}" for text in notes)
     return (
         f'<section id="symbol-{position}" class="symbol">'
