@@ -7,6 +7,7 @@ import json
 import typer
 
 from quantum_trader import __version__
+from quantum_trader.cli.audit import audit_app
 from quantum_trader.cli.backtest import backtest
 from quantum_trader.cli.console import console
 from quantum_trader.cli.data import data_app
@@ -26,6 +27,7 @@ app.add_typer(data_app, name="data", help="Validate and import market data.")
 app.command()(serve)
 app.add_typer(policy_app, name="policy", help="Show and change the risk policy.")
 app.add_typer(ess_app, name="ess", help="Emergency Stop System: status, trigger, reset.")
+app.add_typer(audit_app, name="audit", help="Verify, query, report on and export the audit trail.")
 
 config_app = typer.Typer(help="Inspect the configuration format.", no_args_is_help=True)
 app.add_typer(config_app, name="config")

@@ -37,8 +37,8 @@ from quantum_trader.cli.console import console, err_console, fail
 from quantum_trader.domain.clock import NANOS_PER_SECOND
 from quantum_trader.domain.errors import QuantumTraderError
 from quantum_trader.domain.policy import TradingState
+from quantum_trader.engine.audit import open_audit_logger
 from quantum_trader.engine.stores import DEFAULT_STATE_DB, WallClock, open_state_stores
-from quantum_trader.observability.audit.logger import AuditLogger
 from quantum_trader.observability.audit.records import Durability
 from quantum_trader.risk.ess import EmergencyStopSystem
 from quantum_trader.risk.policy_service import PolicyService
@@ -99,7 +99,7 @@ def _when(ts_ns: int) -> str:
 def _ess(state_db: Path, audit_dir: Path) -> Iterator[EmergencyStopSystem]:
     clock = WallClock()
     # The audit log opens first: if it cannot be written, nothing is changed (fail closed).
-    with AuditLogger(audit_dir, clock, durability=Durability.FSYNC, retention_days=None) as audit:
+    with open_audit_logger(audit_dir, clock, durability=Durability.FSYNC) as audit:
         with open_state_stores(state_db) as stores:
             policy = PolicyService(stores.policy, clock, audit)
             yield EmergencyStopSystem(

@@ -31,8 +31,8 @@ from quantum_trader.cli.console import console, err_console, fail
 from quantum_trader.domain.clock import NANOS_PER_SECOND
 from quantum_trader.domain.errors import ConfigError, QuantumTraderError
 from quantum_trader.domain.policy import MODE_ORDER, ModeLimits, Policy, RiskMode, TradingState
+from quantum_trader.engine.audit import open_audit_logger
 from quantum_trader.engine.stores import DEFAULT_STATE_DB, WallClock, open_state_stores
-from quantum_trader.observability.audit.logger import AuditLogger
 from quantum_trader.observability.audit.records import Durability
 from quantum_trader.risk.policy_service import LIMIT_FIELDS, PolicyService
 
@@ -271,7 +271,7 @@ class _DefaultOnly:
 def _writer(state_db: Path, audit_dir: Path) -> Iterator[PolicyService]:
     clock = WallClock()
     # The audit log opens first: if it cannot be written, nothing is changed (fail closed).
-    with AuditLogger(audit_dir, clock, durability=Durability.FSYNC, retention_days=None) as audit:
+    with open_audit_logger(audit_dir, clock, durability=Durability.FSYNC) as audit:
         with open_state_stores(state_db) as stores:
             yield PolicyService(stores.policy, clock, audit)
 

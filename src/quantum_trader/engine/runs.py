@@ -11,10 +11,10 @@ from quantum_trader.data.loaders import load_market
 from quantum_trader.data.market import MarketData
 from quantum_trader.data.synthetic import generate_market
 from quantum_trader.domain.clock import ManualClock
+from quantum_trader.engine.audit import open_audit_logger
 from quantum_trader.engine.backtest import BacktestEngine
 from quantum_trader.engine.backtest_metrics import publish_backtest_metrics
 from quantum_trader.engine.settings import BacktestSettings, RiskSettings
-from quantum_trader.observability.audit.logger import AuditLogger
 from quantum_trader.observability.audit.records import Durability
 from quantum_trader.observability.metrics.logger import MetricsLogger
 from quantum_trader.observability.reports.files import write_run_outputs
@@ -63,7 +63,7 @@ def run_backtest_job(
         audit_dir = settings.out / "audit"
         if audit_dir.exists():
             shutil.rmtree(audit_dir)
-        audit = AuditLogger(audit_dir, clock, durability=Durability.BUFFERED, retention_days=None)
+        audit = open_audit_logger(audit_dir, clock, durability=Durability.BUFFERED)
     try:
         engine = BacktestEngine(
             settings,

@@ -244,3 +244,20 @@ def test_verify_when_hmac_key_used_rejects_chain_rebuilt_without_it(tmp_path: Pa
 def test_logger_when_bad_settings_raises_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="retention_days"):
         AuditLogger(tmp_path, ManualClock(T0), retention_days=0)
+
+
+def test_retention_when_every_file_expires_restarts_chain_at_the_deletion_record(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock(T0)
+    with logger(tmp_path, clock) as audit:
+        audit.append("trade.decision", actor="s", action="decide")
+        audit.append("trade.decision", actor="s", action="decide")
+    clock.advance(200 * NANOS_PER_DAY)
+    with AuditLogger(tmp_path, clock, retention_days=90):
+        pass
+    recs = records(tmp_path)
+    assert [r["action"] for r in recs] == ["audit.retention_cleanup"]
+    assert recs[0]["seq"] == 3
+    result = verify_audit_dir(tmp_path)
+    assert result.ok, result.problem

@@ -353,7 +353,13 @@ class AuditLogger(AuditRecorder):
             survivors = [p for p in files if p.name[6:16] >= cutoff]
             if not doomed:
                 return []
-            cut_seq, cut_prev = _first_record(survivors)
+            if survivors:
+                cut_seq, cut_prev = _first_record(survivors)
+            else:
+                # Every file goes: the chain restarts at the deletion record itself, the next
+                # record after the current head.
+                head_seq, head_hash = self._read_head()
+                cut_seq, cut_prev = head_seq + 1, head_hash
             self.append(
                 AuditEventType.SYSTEM_STATE_CHANGED,
                 actor="audit-retention",

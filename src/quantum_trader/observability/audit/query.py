@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Collection, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ class AuditQuery:
 
     Attributes:
         event_types: Event type values (``risk.blocked``, ...); a record matches any of them.
+            Kept as a frozenset, checked against ``AuditEventType``.
         since: First instant included (aware datetime).
         until: First instant excluded (aware datetime).
         symbol: Matches ``target == symbol`` or ``metadata["symbol"] == symbol``.
@@ -84,7 +86,7 @@ class AuditQuery:
         limit: Stop after this many matches.
     """
 
-    event_types: frozenset[str] = frozenset()
+    event_types: AbstractSet[str] = frozenset()
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     symbol: str | None = None

@@ -49,7 +49,7 @@ from quantum_trader.observability.reports.safety import (
 EQUITY_DIV_ID = "equity-chart"
 DRAWDOWN_DIV_ID = "drawdown-chart"
 MAX_MARKERS_PER_SYMBOL = 20_000
-MAX_DENIAL_MARKERS = 2_000
+MAX_DENIAL_MARKERS = 1_000
 DENIAL_DETAIL_CHARS = 200
 EMERGENCY_COLOR = "#dc2626"
 
@@ -480,11 +480,11 @@ def _denial_markers(candles: pd.DataFrame, denials: pd.DataFrame) -> list[go.Sca
     close = float_column(candles, "close")
     halted = (timed["reason"] == HALTED_REASON).to_numpy()
     groups = (
-        ("Risk denial", "#ea580c", ~halted),
-        ("Denied: trading halted", "#6b7280", halted),
+        ("Risk denial", "#ea580c", 0.8, ~halted),
+        ("Denied: trading halted", "#6b7280", 0.6, halted),
     )
     traces: list[go.Scattergl] = []
-    for name, color, mask in groups:
+    for name, color, opacity, mask in groups:
         if not mask.any():
             continue
         group = timed[mask]
@@ -493,7 +493,11 @@ def _denial_markers(candles: pd.DataFrame, denials: pd.DataFrame) -> list[go.Sca
         keep, counts = first_per_bucket(
             times, np.asarray(codes, dtype=np.int64), MAX_DENIAL_MARKERS
         )
-        label = name if keep.size == times.size else f"{name} ({keep.size:,} of {times.size:,})"
+        label = (
+            name
+            if keep.size == times.size
+            else f"{name} (thinned: {keep.size:,} of {times.size:,} shown)"
+        )
         kept_times = times[keep]
         bar = np.clip(np.searchsorted(dates, kept_times, side="right") - 1, 0, dates.size - 1)
         stamps = time_strings(kept_times)
@@ -514,8 +518,9 @@ def _denial_markers(candles: pd.DataFrame, denials: pd.DataFrame) -> list[go.Sca
                 marker={
                     "symbol": "x-thin",
                     "color": color,
-                    "size": 8,
-                    "line": {"color": color, "width": 1.5},
+                    "size": 7,
+                    "opacity": opacity,
+                    "line": {"color": color, "width": 1.2},
                 },
             )
         )
