@@ -788,11 +788,14 @@ class _Loop:
             if changes:
                 self._apply_policy_changes(u, changes)
             equity = self._close_equity(u)
-            self._check_equity(u, equity)
             if u in safety_at.cycles:
+                # The cycle reads this bar's drawdown and may tighten the limits; the ESS check
+                # below then uses the limits the cycle left.
+                safety.on_equity(equity, ts)
                 self.clock.set(ts + self.tf_ns)
                 recent = safety.errors.recent(ts + self.tf_ns)
                 safety.cycle(equity, ts + self.tf_ns, recent)
+            self._check_equity(u, equity)
         if decisions:
             self._decide(u, decisions)
 
