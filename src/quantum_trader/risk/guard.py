@@ -2,7 +2,8 @@
 
 Checks run in a fixed order and the first failure decides, with an enum reason code:
 
- 1. trading state: HALTED denies everything except the ESS's own reduce-only closes; REDUCING
+ 0. the ESS's own reduce-only closes are approved at once: nothing may keep it from flattening
+ 1. trading state: HALTED denies everything else; REDUCING
     (or CRITICAL mode) denies anything that would open or grow a position
  2. symbol allowed
  3. price sane (finite, > 0, within ``max_price_deviation`` of the last mark) and fresh
@@ -127,8 +128,12 @@ class RiskGuard:
         after = held + signed
         reducing = held != 0.0 and abs(after) <= abs(held) + 1e-12 and after * held >= 0.0
 
+        if intent.emergency and reducing:
+            # The ESS getting out: stale or odd prices are the usual reason it is acting, so no
+            # later check may keep a position open.
+            return _APPROVED
         state = policy.effective_state
-        if state is TradingState.HALTED and not (intent.emergency and reducing):
+        if state is TradingState.HALTED:
             return RiskDecision(False, RiskReason.TRADING_HALTED, "trading is halted")
         if state is TradingState.REDUCING and not reducing:
             return RiskDecision(

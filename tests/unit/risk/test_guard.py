@@ -161,3 +161,11 @@ def test_every_reason_code_is_produced_by_some_test() -> None:
         RiskReason.GUARD_ERROR,
     }
     assert produced == set(RiskReason)
+
+
+def test_check_when_emergency_close_with_stale_price_still_approves() -> None:
+    g = guard(Policy(state=TradingState.HALTED, allowed_symbols=frozenset({"ETHUSDT"})))
+    stale = account({"BTCUSDT": 1.0}, mark_ts_ns={"BTCUSDT": 0, "ETHUSDT": 0})
+    late = intent(qty=1.0, side=OrderSide.SELL, emergency=True, ts_ns=NOW + 3_600 * 1_000_000_000)
+    assert g.check(late, stale).approved
+    assert not g.check(replace(late, emergency=False), stale).approved
