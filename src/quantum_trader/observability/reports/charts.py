@@ -2,8 +2,12 @@
 
 Every line goes through min/max decimation (``decimate``) so a long series ships at most about
 ``DEFAULT_MAX_POINTS`` points with its crashes and spikes intact; times ship as epoch
-milliseconds in compact binary arrays. Text placed in figures (trade ids) is HTML-escaped, as
-plotly.js renders a subset of HTML in hover labels.
+milliseconds in compact binary arrays. Text placed in figures (trade ids, risk reasons and
+details) is HTML-escaped, as plotly.js renders a subset of HTML in hover labels.
+
+Safety overlays: risk modes as background bands (one filled trace per mode on a hidden overlay
+axis, however many changes), emergency stops as red vertical lines with an annotation, and risk
+denials as small crosses on the price charts, thinned by ``decimate.first_per_bucket``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from quantum_trader.observability.reports.formatting import (
 )
 from quantum_trader.observability.reports.frames import (
     NAT_NS,
+    closed_bar_positions,
     float_column,
     side_is_long,
     time_strings,
@@ -400,7 +405,7 @@ def price_figure(
     trade id, side, time, quantity, price and net PnL. Past ``MAX_MARKERS_PER_SYMBOL`` markers
     only the trades with the largest absolute net PnL are marked.
 
-    Risk denials are small crosses at the close of the bar they happened in (orange; grey for
+    Risk denials are small crosses at the close of the last bar closed by then (orange; grey for
     ``trading_halted``), hover giving time, reason code and detail; past
     ``MAX_DENIAL_MARKERS`` they are thinned (see ``decimate.first_per_bucket``) and the legend
     says so. Emergency stops are red vertical lines.
@@ -499,7 +504,8 @@ def _denial_markers(candles: pd.DataFrame, denials: pd.DataFrame) -> list[go.Sca
             else f"{name} (thinned: {keep.size:,} of {times.size:,} shown)"
         )
         kept_times = times[keep]
-        bar = np.clip(np.searchsorted(dates, kept_times, side="right") - 1, 0, dates.size - 1)
+        # The close the guard saw: that of the last bar closed by the denial time.
+        bar = np.clip(closed_bar_positions(dates, kept_times), 0, dates.size - 1)
         stamps = time_strings(kept_times)
         reasons = group["reason"].to_numpy()[keep]
         details = group["detail"].to_numpy()[keep]

@@ -52,3 +52,23 @@ def time_strings(values_ns: np.ndarray) -> list[str]:
     unit: Literal["m", "s"] = "s" if (valid % (60 * 10**9)).any() else "m"
     stamps = np.datetime_as_string(times, unit=unit)
     return [str(stamp).replace("T", " ") for stamp in stamps]
+
+
+def closed_bar_positions(bar_starts_ns: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Return, per time, the position of the last bar that had closed by then (-1 if none).
+
+    Bars are indexed by open time and their values (close, equity) are as of their close, one
+    bar step (the median spacing) later; an event stamped at a bar boundary (the engine stamps
+    decisions at the closing bar's end) thus maps to the bar that just closed, the price the
+    decision saw.
+
+    Args:
+        bar_starts_ns: Bar open times in epoch ns, ascending.
+        times: Event times in epoch ns.
+
+    Returns:
+        An ``int64`` array of positions into ``bar_starts_ns``.
+    """
+    step = int(np.median(np.diff(bar_starts_ns))) if bar_starts_ns.size > 1 else 0
+    positions = np.searchsorted(bar_starts_ns + step, times, side="right") - 1
+    return np.asarray(positions, dtype=np.int64)

@@ -11,6 +11,11 @@ than a handful of symbols. Each chart's figure therefore sits in a JSON script t
 loader draws it when it scrolls near the viewport, purging the least recently seen off-screen
 chart once ``MAX_LIVE_CHARTS`` are drawn. This also makes the page show up at once.
 
+The safety core (``BacktestResult.risk_events``, see ``safety``) shows as a Safety section after
+the summary (emergency-stop box, denials by reason code and symbol, risk-mode changes), header
+alerts for an emergency stop or a halt, risk-mode bands and red emergency-stop lines on the
+equity and drawdown charts, and denial markers on each symbol's price chart.
+
 All text that comes from the run (symbols, settings, reasons) is HTML-escaped here or in
 ``formatting``; text inside chart JSON is escaped too, as plotly.js renders a subset of HTML.
 """

@@ -24,7 +24,11 @@ from quantum_trader.observability.reports.formatting import (
     html_table,
     is_number,
 )
-from quantum_trader.observability.reports.frames import NAT_NS, time_strings
+from quantum_trader.observability.reports.frames import (
+    NAT_NS,
+    closed_bar_positions,
+    time_strings,
+)
 
 RISK_BLOCKED = "risk_blocked"
 MODE_CHANGED = "mode_changed"
@@ -142,9 +146,7 @@ def parse_safety_events(
     )
 
 
-def mode_spans(
-    safety: SafetyEvents, start_ns: int, end_ns: int, *, merge: bool = True
-) -> list[ModeSpan]:
+def mode_spans(safety: SafetyEvents, start_ns: int, end_ns: int) -> list[ModeSpan]:
     """Return the stretches of ``[start_ns, end_ns)`` spent in each risk mode, in order.
 
     Changes before ``start_ns`` set the starting mode; changes without a time are skipped.
@@ -154,7 +156,6 @@ def mode_spans(
         safety: The run's events.
         start_ns: Where the chart starts (first bar).
         end_ns: Where it ends (after the last bar).
-        merge: False to keep zero-length and repeated stretches (for tests).
 
     Returns:
         The spans, covering ``[start_ns, end_ns)`` without gaps; empty if the range is empty.
@@ -173,8 +174,6 @@ def mode_spans(
             since = change.time_ns
         mode = change.new or mode
     spans.append(ModeSpan(since, end_ns, mode))
-    if not merge:
-        return spans
     merged: list[ModeSpan] = []
     for span in spans:
         if merged and merged[-1].mode == span.mode:
@@ -325,7 +324,7 @@ def _equity_at(equity: pd.DataFrame, time_ns: int) -> list[tuple[str, str]]:
     if time_ns == NAT_NS or equity.empty or "equity" not in equity.columns:
         return []
     index = pd.DatetimeIndex(pd.to_datetime(equity.index, utc=True)).as_unit("ns").asi8
-    position = int(np.searchsorted(index, time_ns, side="right")) - 1
+    position = int(closed_bar_positions(index, np.array([time_ns], dtype=np.int64))[0])
     if position < 0:
         return []
     facts = [("Equity at stop", format_money(float(equity["equity"].iloc[position])))]
@@ -344,17 +343,20 @@ def _denials_part(denials: pd.DataFrame) -> str:
     columns = sorted(counts.columns, key=lambda name: (name == NO_SYMBOL, str(name)))
     counts = counts[columns]
     timed = denials["time_ns"] != NAT_NS
-    first = denials.loc[timed].groupby(reasons[timed])["time_ns"].min()
-    last = denials.loc[timed].groupby(reasons[timed])["time_ns"].max()
+    by_reason = denials.loc[timed].groupby(reasons[timed])["time_ns"]
+    first = by_reason.min().reindex(counts.index, fill_value=NAT_NS).to_numpy(dtype=np.int64)
+    last = by_reason.max().reindex(counts.index, fill_value=NAT_NS).to_numpy(dtype=np.int64)
+    # One call for both columns, so they all show seconds or none do.
+    stamps = _times_text(np.concatenate((first, last)))
     rows: list[list[str]] = []
-    for reason, row in counts.iterrows():
+    for position, (reason, row) in enumerate(counts.iterrows()):
         rows.append(
             [
                 f"<code>{html.escape(str(reason))}</code>",
                 *(format_count(int(value)) if value else "·" for value in row.to_numpy()),
                 format_count(int(row.sum())),
-                _time_text(int(first.get(reason, NAT_NS))),
-                _time_text(int(last.get(reason, NAT_NS))),
+                stamps[position],
+                stamps[len(first) + position],
             ]
         )
     rows.append(
@@ -392,14 +394,10 @@ def _modes_part(safety: SafetyEvents, equity: pd.DataFrame, bar_end_ns: int | No
     edge = MODE_TABLE_EDGE_ROWS
     gap = len(changes) > 2 * edge
     shown = [*changes[:edge], *changes[-edge:]] if gap else list(changes)
+    stamps = _times_text(np.array([change.time_ns for change in shown], dtype=np.int64))
     rows = [
-        [
-            _time_text(change.time_ns),
-            mode_pill(change.old),
-            mode_pill(change.new),
-            html.escape(change.detail),
-        ]
-        for change in shown
+        [stamp, mode_pill(change.old), mode_pill(change.new), html.escape(change.detail)]
+        for stamp, change in zip(stamps, shown, strict=True)
     ]
     row_classes = [""] * len(rows)
     note = "Shaded on the equity and drawdown charts."
@@ -436,6 +434,12 @@ def _time_in_mode(safety: SafetyEvents, equity: pd.DataFrame, bar_end_ns: int | 
 
 
 def _time_text(time_ns: int) -> str:
-    if time_ns == NAT_NS:
-        return MISSING
-    return time_strings(np.array([time_ns], dtype=np.int64))[0]
+    return _times_text(np.array([time_ns], dtype=np.int64))[0]
+
+
+def _times_text(times_ns: np.ndarray) -> list[str]:
+    missing = times_ns == NAT_NS
+    return [
+        MISSING if gone else text
+        for text, gone in zip(time_strings(times_ns), missing, strict=True)
+    ]
