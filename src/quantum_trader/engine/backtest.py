@@ -83,8 +83,8 @@ class BacktestEngine:
         the data's time through ``clock`` (the clock the logger was built with). If a record
         cannot be written the run sends no further orders and says why (fail closed).
         ``risk`` puts the safety core (policy, RiskGuard, ESS, coordinator) in front of every
-        order; ``state_db`` keeps its policy and ESS latch in that SQLite file across runs
-        (None: in memory, fresh each run).
+        order; ``state_db`` (default: ``risk.state_db``) keeps its policy and ESS latch in that
+        SQLite file across runs (None: in memory, fresh each run).
         ``bar_by_bar`` visits every bar as an event bar and checks liquidation on each, without
         the skip-ahead bounds: slower, and the reference the fast path is tested against.
         """
@@ -99,7 +99,7 @@ class BacktestEngine:
         self.audit = audit
         self.clock = clock if clock is not None else ManualClock()
         self.risk = risk if risk is not None and risk.enabled else None
-        self.state_db = state_db
+        self.state_db = state_db if state_db is not None else (risk.state_db if risk else None)
 
     # ----------------------------------------------------------------- set-up
     def _prepare(self) -> tuple[npt.NDArray[np.int64], list[SymbolState]]:
@@ -362,6 +362,11 @@ class BacktestEngine:
         )
         if loop.halted is not None:
             summary["halted"] = loop.halted
+        elif loop.safety is not None and loop.safety.latched_at_start is not None:
+            summary["halted"] = (
+                "the emergency stop was latched before the run started "
+                f"({loop.safety.latched_at_start}); reset it with qtrader ess reset"
+            )
         elif summary["emergency_stop"] is not None:
             stop = summary["emergency_stop"]
             summary["halted"] = f"emergency stop ({stop['reason']}): {stop['detail']}"

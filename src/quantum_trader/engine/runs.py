@@ -72,7 +72,6 @@ def run_backtest_job(
             audit=audit,
             clock=clock,
             risk=risk,
-            state_db=risk.state_db if risk is not None else None,
         )
         result = engine.run(progress)
     finally:

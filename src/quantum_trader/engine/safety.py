@@ -98,6 +98,10 @@ class BacktestSafety:
             if settings.coordinator.enabled
             else None
         )
+        self.ess_enabled = ess.enabled
+        latch = self.ess.state()
+        # A run that starts latched (a shared state database) trades nothing; say why.
+        self.latched_at_start = latch.reason if latch.active else None
         self.peak = 0.0
         self.day = ""
         self._day_number = -1
@@ -169,7 +173,7 @@ class BacktestSafety:
             self.day_start = equity
         if equity > self.peak:
             self.peak = equity
-        if self._emergency_seen:
+        if self._emergency_seen or not self.ess_enabled:
             return False
         max_dd, max_dl = self.limits()
         peak, start = self.peak, self.day_start
@@ -193,8 +197,8 @@ class BacktestSafety:
     def evaluate(
         self, *, ts_ns: int, equity: float | None = None, last_data_ns: int | None = None
     ) -> bool:
-        """Run the ESS evaluators; True if this activated the ESS."""
-        if self._emergency_seen:
+        """Run the ESS evaluators; True if this activated the ESS (never when it is disabled)."""
+        if self._emergency_seen or not self.ess_enabled:
             return False
         reading = self.reading(equity, ts_ns) if equity is not None else None
         activation = self.ess.check(drawdown=reading, last_market_data_ns=last_data_ns, ts_ns=ts_ns)

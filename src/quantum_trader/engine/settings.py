@@ -87,7 +87,10 @@ class EssSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = Field(default=True, description="Run the ESS evaluators.")
+    enabled: bool = Field(
+        default=True,
+        description="Run the ESS evaluators (a latch already set in state_db still halts).",
+    )
     stale_data_secs: float = Field(
         default=300.0, gt=0, description="Market data older than this activates the ESS."
     )
