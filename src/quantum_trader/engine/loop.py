@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,25 @@ if TYPE_CHECKING:
 _PROGRESS_EVERY = 2048
 _STOP_TAG = "stop_loss"
 _SCALAR_SCAN_CELLS = 48
+
+
+class _DataTimes(Mapping[str, int]):
+    """When each symbol's price was last seen at bar u, looked up only for the symbols asked."""
+
+    __slots__ = ("_by_name", "_u")
+
+    def __init__(self, by_name: dict[str, SymbolState], u: int) -> None:
+        self._by_name = by_name
+        self._u = u
+
+    def __getitem__(self, symbol: str) -> int:
+        return self._by_name[symbol].data_ts_u[self._u]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
 
 
 class RangeTable:
@@ -239,8 +258,9 @@ class EventLoop:
         positions = {n: p.quantity for n, p in self.account.positions.items()}
         if marks is None:
             marks = self._marks(u, closes=True)
-        data_ts = {s.name: s.data_ts_u[u] for s in self.syms}
-        return account_view(equity, self.safety.day_start, positions, marks, data_ts)
+        return account_view(
+            equity, self.safety.day_start, positions, marks, _DataTimes(self.by_name, u)
+        )
 
     def _marks(self, u: int, closes: bool) -> dict[str, float]:
         prices = {}

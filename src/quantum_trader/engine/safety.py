@@ -99,6 +99,16 @@ class BacktestSafety:
             else None
         )
         self.ess_enabled = ess.enabled
+        # The simulated subsystems' health: all healthy, execution degraded by recent rejections.
+        healthy = [
+            SubsystemHealth.at(s, SystemHealth.HEALTHY)
+            for s in Subsystem
+            if s is not Subsystem.EXECUTION
+        ]
+        self._reports = {
+            flag: (*healthy, SubsystemHealth.at(Subsystem.EXECUTION, level, "recent rejections"))
+            for flag, level in ((False, SystemHealth.HEALTHY), (True, SystemHealth.DEGRADED))
+        }
         latch = self.ess.state()
         # A run that starts latched (a shared state database) trades nothing; say why.
         self.latched_at_start = latch.reason if latch.active else None
@@ -220,17 +230,7 @@ class BacktestSafety:
         """One coordinator cycle: health of the simulated subsystems and the drawdown."""
         if self.coordinator is None or self._emergency_seen:
             return
-        execution = SystemHealth.DEGRADED if recent_rejections else SystemHealth.HEALTHY
-        reports = [
-            SubsystemHealth.at(s, SystemHealth.HEALTHY)
-            for s in Subsystem
-            if s is not Subsystem.EXECUTION
-        ]
-        reports.append(
-            SubsystemHealth.at(
-                Subsystem.EXECUTION, execution, f"{recent_rejections} recent rejections"
-            )
-        )
+        reports = self._reports[bool(recent_rejections)]
         result = self.coordinator.cycle(reports, self.reading(equity, ts_ns), ts_ns)
         if result.mode_after is not result.mode_before:
             self.events.append(

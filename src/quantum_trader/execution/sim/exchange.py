@@ -48,6 +48,8 @@ class SimulatedExchange:
         self.funding_payments: list[FundingPayment] = []
         self._awaiting_open: dict[str, list[Order]] = {s: [] for s in self.instruments}
         self._resting: dict[str, list[Order]] = {s: [] for s in self.instruments}
+        # Symbols with orders waiting for the next open: asked on every bar, kept up to date.
+        self._awaiting_symbols: set[str] = set()
 
     # ----------------------------------------------------------------- orders
     def submit(self, order: Order, marks: Mapping[str, float], *, intrabar: bool = False) -> Order:
@@ -82,7 +84,11 @@ class SimulatedExchange:
         except (InvalidOrderError, InsufficientMarginError) as exc:
             return self._reject(order, ts, exc.reason, str(exc))
         order.apply(OrderTrigger.ACCEPT, ts)
-        (self._resting if intrabar else self._awaiting_open)[order.symbol].append(order)
+        if intrabar:
+            self._resting[order.symbol].append(order)
+        else:
+            self._awaiting_open[order.symbol].append(order)
+            self._awaiting_symbols.add(order.symbol)
         return order
 
     def cancel(self, client_order_id: str, ts_ns: int) -> Order | None:
@@ -104,6 +110,7 @@ class SimulatedExchange:
                 canceled.append(order)
             self._awaiting_open[s].clear()
             self._resting[s].clear()
+            self._awaiting_symbols.discard(s)
         return canceled
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
@@ -114,11 +121,8 @@ class SimulatedExchange:
     def has_awaiting(self, symbol: str | None = None) -> bool:
         """True when orders wait for the next open (of ``symbol``, or of any symbol)."""
         if symbol is not None:
-            return bool(self._awaiting_open[symbol])
-        for waiting in self._awaiting_open.values():
-            if waiting:
-                return True
-        return False
+            return symbol in self._awaiting_symbols
+        return bool(self._awaiting_symbols)
 
     def has_resting(self, symbol: str) -> bool:
         """True when limit or stop orders rest for ``symbol``."""
@@ -135,6 +139,7 @@ class SimulatedExchange:
         if not waiting:
             return
         self._awaiting_open[symbol] = []
+        self._awaiting_symbols.discard(symbol)
         for order in waiting:
             if order.type is OrderType.MARKET:
                 self._fill_taker(order, price, ts_ns, marks)
@@ -293,6 +298,8 @@ class SimulatedExchange:
         for book in (self._awaiting_open[order.symbol], self._resting[order.symbol]):
             if order in book:
                 book.remove(order)
+        if not self._awaiting_open[order.symbol]:
+            self._awaiting_symbols.discard(order.symbol)
 
     @property
     def margin_mode(self) -> MarginMode:
