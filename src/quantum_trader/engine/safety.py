@@ -112,6 +112,8 @@ class BacktestSafety:
         latch = self.ess.state()
         # A run that starts latched (a shared state database) trades nothing; say why.
         self.latched_at_start = latch.reason if latch.active else None
+        self._limits_of: Policy | None = None
+        self._limits = (0.0, 0.0)
         self.peak = 0.0
         self.day = ""
         self._day_number = -1
@@ -167,8 +169,13 @@ class BacktestSafety:
     # ----------------------------------------------------------------- limits
     def limits(self) -> tuple[float, float]:
         """The active mode's (max_drawdown, max_daily_loss)."""
-        lim = self.policy.current().active_limits
-        return lim.max_drawdown, lim.max_daily_loss
+        policy = self.policy.current()
+        # Asked on every bar; the policy object only changes when a new version is stored.
+        if policy is not self._limits_of:
+            lim = policy.active_limits
+            self._limits_of = policy
+            self._limits = (lim.max_drawdown, lim.max_daily_loss)
+        return self._limits
 
     def on_equity(self, equity: float, ts_ns: int) -> bool:
         """Take a bar's closing equity (``ts_ns``: the bar's open); True if it breaches a limit.
