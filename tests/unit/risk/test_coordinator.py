@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 
 from quantum_trader.domain.clock import NANOS_PER_SECOND, ManualClock
-from quantum_trader.domain.errors import AuditUnavailableError, ConfigError, ConflictError
+from quantum_trader.domain.errors import ConfigError, ConflictError
 from quantum_trader.domain.policy import MODE_ORDER, Policy, RiskMode, TradingState
-from quantum_trader.observability.audit.recorder import AuditRecorder
 from quantum_trader.observability.audit.records import AuditEventType
 from quantum_trader.observability.metrics.recorder import LabelValues, MetricsRecorder
 from quantum_trader.risk.coordinator import (
@@ -39,6 +38,7 @@ from quantum_trader.risk.health import (
 )
 from quantum_trader.risk.policy_service import PolicyService
 from quantum_trader.stores.memory import InMemoryEssStateStore, InMemoryPolicyStore
+from quantum_trader.testing.fakes import RecordingAuditRecorder
 
 T0 = 1_700_000_000 * NANOS_PER_SECOND
 S = NANOS_PER_SECOND
@@ -81,49 +81,7 @@ class FlatExecutor:
         return True
 
 
-class FakeAudit(AuditRecorder):
-    def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
-        self.fail = False
-
-    def append(
-        self,
-        event_type: AuditEventType | str,
-        *,
-        actor: str,
-        action: str,
-        target: str = "",
-        reason: str = "",
-        outcome: str = "",
-        metadata: Mapping[str, Any] | None = None,
-        trace_id: str = "",
-        ts_ns: int | None = None,
-    ) -> None:
-        if self.fail:
-            raise AuditUnavailableError("disk full")
-        self.records.append(
-            {
-                "event_type": AuditEventType(event_type).value,
-                "actor": actor,
-                "target": target,
-                "reason": reason,
-                "outcome": outcome,
-                "metadata": dict(metadata or {}),
-            }
-        )
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    @property
-    def healthy(self) -> bool:
-        return True
-
-    def of(self, kind: AuditEventType) -> list[dict[str, Any]]:
-        return [r for r in self.records if r["event_type"] == kind.value]
+FakeAudit = RecordingAuditRecorder  # the shipped fake, under its short local name
 
 
 class FakeMetrics(MetricsRecorder):

@@ -21,7 +21,6 @@ from quantum_trader.domain.errors import (
     TransientError,
 )
 from quantum_trader.domain.policy import Policy, RiskMode, TradingState
-from quantum_trader.observability.audit.recorder import AuditRecorder
 from quantum_trader.observability.audit.records import AuditEventType
 from quantum_trader.observability.metrics.recorder import LabelValues, MetricsRecorder
 from quantum_trader.risk.drawdown import DrawdownMonitor, DrawdownReading
@@ -47,6 +46,7 @@ from quantum_trader.stores.memory import (
     InMemoryPolicyStore,
 )
 from quantum_trader.stores.ports import EssState
+from quantum_trader.testing.fakes import RecordingAuditRecorder
 
 T0 = 1_700_000_000 * NANOS_PER_SECOND
 S = NANOS_PER_SECOND
@@ -144,52 +144,7 @@ class FakeExecutor:
         return outcome
 
 
-class FakeAudit(AuditRecorder):
-    def __init__(self, log: list[str] | None = None) -> None:
-        self.records: list[dict[str, Any]] = []
-        self.log = log if log is not None else []
-        self.fail = False
-
-    def append(
-        self,
-        event_type: AuditEventType | str,
-        *,
-        actor: str,
-        action: str,
-        target: str = "",
-        reason: str = "",
-        outcome: str = "",
-        metadata: Mapping[str, Any] | None = None,
-        trace_id: str = "",
-        ts_ns: int | None = None,
-    ) -> None:
-        if self.fail:
-            raise AuditUnavailableError("disk full")
-        kind = AuditEventType(event_type).value
-        self.log.append(f"audit {kind}")
-        self.records.append(
-            {
-                "event_type": kind,
-                "actor": actor,
-                "action": action,
-                "reason": reason,
-                "outcome": outcome,
-                "metadata": dict(metadata or {}),
-            }
-        )
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    @property
-    def healthy(self) -> bool:
-        return not self.fail
-
-    def of(self, kind: AuditEventType) -> list[dict[str, Any]]:
-        return [r for r in self.records if r["event_type"] == kind.value]
+FakeAudit = RecordingAuditRecorder  # the shipped fake, under its short local name
 
 
 class FakeMetrics(MetricsRecorder):
