@@ -24,6 +24,11 @@ from quantum_trader.domain.trading import MarginMode
 from quantum_trader.engine.safety import BacktestSafety, account_view, intent_for
 from quantum_trader.engine.settings import ScheduledPolicyChange
 from quantum_trader.execution.sim.exchange import SimulatedExchange
+from quantum_trader.observability.audit.recorder import (
+    closed_record,
+    decision_record,
+    executed_record,
+)
 from quantum_trader.portfolio.account import Account
 from quantum_trader.risk.drawdown import first_breach
 from quantum_trader.risk.guard import AccountView
@@ -295,37 +300,47 @@ class EventLoop:
         assert audit is not None
         fills = self.exchange.fills
         closed = self.account.closed_trades
+        actor = self.actor
+        batch = [
+            executed_record(
+                f.ts_event,
+                "sim-exchange",
+                f.symbol,
+                f.side.value,
+                f.quantity,
+                f.price,
+                f.fee,
+                f.client_order_id,
+                "liquidated" if f.liquidation else "filled",
+                "",
+                {"liquidity": f.liquidity.value},
+            )
+            for f in fills[self._n_audited_fills :]
+        ]
+        batch.extend(
+            closed_record(
+                t.exit_ts,
+                actor,
+                t.symbol,
+                t.trade_id,
+                "long" if t.side is OrderSide.BUY else "short",
+                t.quantity,
+                t.entry_price,
+                t.exit_price,
+                t.realized_pnl,
+                t.fees,
+                t.funding,
+                t.status.value,
+            )
+            for t in closed[self._n_audited_closed :]
+        )
+        # Every record carries its own time; they are queued in one step, in time order
+        # (fills come before the trade they close).
+        batch.sort(key=lambda record: record[0] or 0)
+        self._n_audited_fills = len(fills)
+        self._n_audited_closed = len(closed)
         try:
-            for f in fills[self._n_audited_fills :]:
-                self.clock.set(f.ts_event)
-                audit.trade_executed(
-                    actor="sim-exchange",
-                    symbol=f.symbol,
-                    side=f.side.value,
-                    quantity=f.quantity,
-                    price=f.price,
-                    fee=f.fee,
-                    client_order_id=f.client_order_id,
-                    outcome="liquidated" if f.liquidation else "filled",
-                    metadata={"liquidity": f.liquidity.value},
-                )
-                self._n_audited_fills += 1
-            for t in closed[self._n_audited_closed :]:
-                self.clock.set(t.exit_ts)
-                audit.trade_closed(
-                    actor=self.actor,
-                    symbol=t.symbol,
-                    trade_id=t.trade_id,
-                    side="long" if t.side is OrderSide.BUY else "short",
-                    quantity=t.quantity,
-                    entry_price=t.entry_price,
-                    exit_price=t.exit_price,
-                    realized_pnl=t.realized_pnl,
-                    fees=t.fees,
-                    funding=t.funding,
-                    outcome=t.status.value,
-                )
-                self._n_audited_closed += 1
+            audit.append_many(batch)
         except AuditUnavailableError as exc:
             self.halted = str(exc)
 
@@ -377,16 +392,18 @@ class EventLoop:
         """Audit the decision to send ``order``; False (and halt) if the audit log failed."""
         if self.audit is None:
             return True
+        record = decision_record(
+            ts,
+            self.actor,
+            order.symbol,
+            order.side.value,
+            order.quantity,
+            price,
+            "",
+            {"target": target, "client_order_id": order.client_order_id},
+        )
         try:
-            self.clock.set(ts)
-            self.audit.trade_decision(
-                actor=self.actor,
-                symbol=order.symbol,
-                side=order.side.value,
-                quantity=order.quantity,
-                price=price,
-                metadata={"target": target, "client_order_id": order.client_order_id},
-            )
+            self.audit.append_many((record,))
         except AuditUnavailableError as exc:
             self.halted = str(exc)
             return False

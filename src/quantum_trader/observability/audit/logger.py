@@ -22,7 +22,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ import orjson
 
 from quantum_trader.domain.clock import NANOS_PER_DAY, Clock
 from quantum_trader.domain.errors import AuditUnavailableError, ConfigError
-from quantum_trader.observability.audit.recorder import AuditRecorder
+from quantum_trader.observability.audit.recorder import AuditRecorder, AuditTuple
 from quantum_trader.observability.audit.records import (
     GENESIS_HASH,
     HEAD_FILE,
@@ -45,9 +45,9 @@ from quantum_trader.observability.audit.records import (
 )
 
 Opener = Callable[[Path], int]
-# (ts_ns, record): the record dict already holds every field in order; seq, ts and prev_hash
-# are filled in when it is chained, so writing it costs one serialization and one hash.
-PendingRecord = tuple[int, dict[str, Any]]
+# (ts_ns, event_type, actor, action, target, reason, outcome, metadata, trace_id): the record
+# is made into its JSON object only when it is chained, so queueing one is a tuple append.
+PendingRecord = tuple[int, str, str, str, str, str, str, Mapping[str, Any], str]
 
 
 def _default_opener(path: Path) -> int:
@@ -149,22 +149,36 @@ class AuditLogger(AuditRecorder):
             else AuditEventType(event_type).value
         )
         ts = self.clock.now_ns() if ts_ns is None else ts_ns
-        record = {
-            "seq": 0,
-            "ts": "",
-            "event_type": et,
-            "actor": actor,
-            "action": action,
-            "target": target,
-            "reason": reason,
-            "outcome": outcome,
-            "metadata": metadata or {},
-            "trace_id": trace_id,
-            "prev_hash": "",
-        }
         with self._lock:
             pending = self._pending
-            pending.append((ts, record))
+            pending.append(
+                (ts, et, actor, action, target, reason, outcome, metadata or {}, trace_id)
+            )
+            if self._buffering and len(pending) < self.max_buffer and self.failure is None:
+                return
+            self._commit()
+
+    def append_many(self, records: Sequence[AuditTuple]) -> None:
+        """Queue records made by the ``*_record`` builders, in order; commit as ``append`` does."""
+        if self._closed:
+            raise AuditUnavailableError("the audit logger is closed")
+        now = self.clock.now_ns
+        with self._lock:
+            pending = self._pending
+            for ts, et, actor, action, target, reason, outcome, metadata, trace_id in records:
+                pending.append(
+                    (
+                        now() if ts is None else ts,
+                        et,
+                        actor,
+                        action,
+                        target,
+                        reason,
+                        outcome,
+                        metadata,
+                        trace_id,
+                    )
+                )
             if self._buffering and len(pending) < self.max_buffer and self.failure is None:
                 return
             self._commit()
@@ -229,7 +243,7 @@ class AuditLogger(AuditRecorder):
         dumps = orjson.dumps
         default = json_default
         sha256 = hashlib.sha256
-        for ts, record in self._pending:
+        for ts, et, actor, action, target, reason, outcome, metadata, trace_id in self._pending:
             seq += 1
             if ts != last_ts:
                 last_ts = ts
@@ -237,9 +251,19 @@ class AuditLogger(AuditRecorder):
                 if ts_text[:10] != day:
                     day = ts_text[:10]
                     lines = by_day.setdefault(day, [])
-            record["seq"] = seq
-            record["ts"] = ts_text
-            record["prev_hash"] = prev
+            record = {
+                "seq": seq,
+                "ts": ts_text,
+                "event_type": et,
+                "actor": actor,
+                "action": action,
+                "target": target,
+                "reason": reason,
+                "outcome": outcome,
+                "metadata": metadata,
+                "trace_id": trace_id,
+                "prev_hash": prev,
+            }
             body = dumps(record, default=default)
             prev = sha256(body).hexdigest() if key is None else digest(body, key)
             lines.append(b'%s,"hash":"%s"}\n' % (body[:-1], prev.encode()))
@@ -276,9 +300,10 @@ class AuditLogger(AuditRecorder):
                 f"{exc.strerror or exc}"
             )
         self._write_head(seq, prev, last_file)
-        for _, record in self._pending:
-            et = record["event_type"]
-            self.counts[et] = self.counts.get(et, 0) + 1
+        counts = self.counts
+        for pending in self._pending:
+            et = pending[1]
+            counts[et] = counts.get(et, 0) + 1
         self._pending.clear()
         self.failure = None
 

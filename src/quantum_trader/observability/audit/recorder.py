@@ -8,10 +8,97 @@ shared, so a record means the same thing whoever writes it.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from quantum_trader.observability.audit.records import AuditEventType
+
+# One record before it is chained: (ts_ns, event_type, actor, action, target, reason, outcome,
+# metadata, trace_id); ts_ns None means "now" by the writer's clock. Builders below make the
+# hot kinds; writers take them in bulk.
+AuditTuple = tuple[int | None, str, str, str, str, str, str, Mapping[str, Any], str]
+
+_DECISION = AuditEventType.TRADE_DECISION.value
+_EXECUTED = AuditEventType.TRADE_EXECUTED.value
+_CLOSED = AuditEventType.TRADE_CLOSED.value
+
+
+def decision_record(
+    ts_ns: int | None,
+    actor: str,
+    symbol: str,
+    side: str,
+    quantity: float,
+    price: float,
+    reason: str = "",
+    metadata: Mapping[str, Any] | None = None,
+    trace_id: str = "",
+) -> AuditTuple:
+    """A ``trade.decision`` record: ``actor`` decided to trade ``quantity`` at about ``price``."""
+    meta = {"side": side, "quantity": quantity, "price": price}
+    if metadata:
+        meta.update(metadata)
+    return (ts_ns, _DECISION, actor, f"decide_{side}", symbol, reason, "decided", meta, trace_id)
+
+
+def executed_record(
+    ts_ns: int | None,
+    actor: str,
+    symbol: str,
+    side: str,
+    quantity: float,
+    price: float,
+    fee: float,
+    client_order_id: str,
+    outcome: str = "filled",
+    reason: str = "",
+    metadata: Mapping[str, Any] | None = None,
+    trace_id: str = "",
+) -> AuditTuple:
+    """A ``trade.executed`` record: a fill, or a rejection (``outcome='rejected'``, reason code)."""
+    meta = {
+        "side": side,
+        "quantity": quantity,
+        "price": price,
+        "fee": fee,
+        "client_order_id": client_order_id,
+    }
+    if metadata:
+        meta.update(metadata)
+    return (ts_ns, _EXECUTED, actor, f"execute_{side}", symbol, reason, outcome, meta, trace_id)
+
+
+def closed_record(
+    ts_ns: int | None,
+    actor: str,
+    symbol: str,
+    trade_id: str,
+    side: str,
+    quantity: float,
+    entry_price: float,
+    exit_price: float,
+    realized_pnl: float,
+    fees: float,
+    funding: float,
+    outcome: str = "closed",
+    metadata: Mapping[str, Any] | None = None,
+    trace_id: str = "",
+) -> AuditTuple:
+    """A ``trade.closed`` record: a round trip ended (``closed`` or ``liquidated``)."""
+    meta = {
+        "trade_id": trade_id,
+        "side": side,
+        "quantity": quantity,
+        "entry_price": entry_price,
+        "exit_price": exit_price,
+        "realized_pnl": realized_pnl,
+        "fees": fees,
+        "funding": funding,
+        "net_pnl": realized_pnl - fees + funding,
+    }
+    if metadata:
+        meta.update(metadata)
+    return (ts_ns, _CLOSED, actor, "close_trade", symbol, "", outcome, meta, trace_id)
 
 
 class AuditRecorder(abc.ABC):
@@ -32,6 +119,25 @@ class AuditRecorder(abc.ABC):
         ts_ns: int | None = None,
     ) -> None:
         """Record one event (time from the writer's clock unless ``ts_ns`` is given)."""
+
+    def append_many(self, records: Sequence[AuditTuple]) -> None:
+        """Record several events given as tuples (``*_record`` builders), in order.
+
+        Writers that can, take them in one step (a backtest's hot path); this default appends
+        them one by one.
+        """
+        for ts, et, actor, action, target, reason, outcome, metadata, trace_id in records:
+            self.append(
+                et,
+                actor=actor,
+                action=action,
+                target=target,
+                reason=reason,
+                outcome=outcome,
+                metadata=metadata,
+                trace_id=trace_id,
+                ts_ns=ts,
+            )
 
     @abc.abstractmethod
     def flush(self) -> None:
@@ -57,17 +163,23 @@ class AuditRecorder(abc.ABC):
         reason: str = "",
         metadata: Mapping[str, Any] | None = None,
         trace_id: str = "",
+        ts_ns: int | None = None,
     ) -> None:
         """A strategy decided to trade ``quantity`` of ``symbol`` at about ``price``."""
-        self.append(
-            AuditEventType.TRADE_DECISION,
-            actor=actor,
-            action=f"decide_{side}",
-            target=symbol,
-            reason=reason,
-            outcome="decided",
-            metadata={"side": side, "quantity": quantity, "price": price, **(metadata or {})},
-            trace_id=trace_id,
+        self.append_many(
+            (
+                decision_record(
+                    ts_ns,
+                    actor,
+                    symbol,
+                    side,
+                    quantity,
+                    price,
+                    reason,
+                    metadata,
+                    trace_id,
+                ),
+            )
         )
 
     def trade_executed(
@@ -84,24 +196,26 @@ class AuditRecorder(abc.ABC):
         reason: str = "",
         metadata: Mapping[str, Any] | None = None,
         trace_id: str = "",
+        ts_ns: int | None = None,
     ) -> None:
         """An order filled (or was rejected: ``outcome='rejected'`` with a reason code)."""
-        self.append(
-            AuditEventType.TRADE_EXECUTED,
-            actor=actor,
-            action=f"execute_{side}",
-            target=symbol,
-            reason=reason,
-            outcome=outcome,
-            metadata={
-                "side": side,
-                "quantity": quantity,
-                "price": price,
-                "fee": fee,
-                "client_order_id": client_order_id,
-                **(metadata if metadata else {}),
-            },
-            trace_id=trace_id,
+        self.append_many(
+            (
+                executed_record(
+                    ts_ns,
+                    actor,
+                    symbol,
+                    side,
+                    quantity,
+                    price,
+                    fee,
+                    client_order_id,
+                    outcome,
+                    reason,
+                    metadata,
+                    trace_id,
+                ),
+            )
         )
 
     def trade_closed(
@@ -120,27 +234,28 @@ class AuditRecorder(abc.ABC):
         outcome: str = "closed",
         metadata: Mapping[str, Any] | None = None,
         trace_id: str = "",
+        ts_ns: int | None = None,
     ) -> None:
         """A round trip ended (``outcome`` ``closed`` or ``liquidated``)."""
-        self.append(
-            AuditEventType.TRADE_CLOSED,
-            actor=actor,
-            action="close_trade",
-            target=symbol,
-            outcome=outcome,
-            metadata={
-                "trade_id": trade_id,
-                "side": side,
-                "quantity": quantity,
-                "entry_price": entry_price,
-                "exit_price": exit_price,
-                "realized_pnl": realized_pnl,
-                "fees": fees,
-                "funding": funding,
-                "net_pnl": realized_pnl - fees + funding,
-                **(metadata if metadata else {}),
-            },
-            trace_id=trace_id,
+        self.append_many(
+            (
+                closed_record(
+                    ts_ns,
+                    actor,
+                    symbol,
+                    trade_id,
+                    side,
+                    quantity,
+                    entry_price,
+                    exit_price,
+                    realized_pnl,
+                    fees,
+                    funding,
+                    outcome,
+                    metadata,
+                    trace_id,
+                ),
+            )
         )
 
     def risk_blocked(
