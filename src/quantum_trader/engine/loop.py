@@ -55,6 +55,11 @@ class _DataTimes(Mapping[str, int]):
     def __getitem__(self, symbol: str) -> int:
         return self._by_name[symbol].data_ts_u[self._u]
 
+    def get(self, symbol: str, default: int | None = None) -> int | None:  # type: ignore[override]
+        """The time for ``symbol``, or ``default`` (Mapping's own get is slower)."""
+        state = self._by_name.get(symbol)
+        return default if state is None else state.data_ts_u[self._u]
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._by_name)
 
