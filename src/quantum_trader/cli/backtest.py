@@ -42,20 +42,20 @@ def backtest(
         list[str] | None, typer.Option("--param", help="Strategy parameter KEY=VALUE (repeatable).")
     ] = None,
     cash: Annotated[
-        float | None, typer.Option(help="Starting balance in USDT [default: 10000].")
+        float | None, typer.Option(help="Starting balance in USDT (default 10000).")
     ] = None,
-    leverage: Annotated[float | None, typer.Option(help="Leverage [default: 10].")] = None,
+    leverage: Annotated[float | None, typer.Option(help="Leverage (default 10).")] = None,
     margin_mode: Annotated[
-        str | None, typer.Option(help="cross or isolated [default: cross].")
+        str | None, typer.Option(help="cross or isolated (default cross).")
     ] = None,
     fee_maker: Annotated[
-        float | None, typer.Option(help="Maker fee rate [default: 0.0002].")
+        float | None, typer.Option(help="Maker fee rate (default 0.0002).")
     ] = None,
     fee_taker: Annotated[
-        float | None, typer.Option(help="Taker fee rate [default: 0.0004].")
+        float | None, typer.Option(help="Taker fee rate (default 0.0004).")
     ] = None,
     slippage_bps: Annotated[
-        float | None, typer.Option(help="Taker slippage in bps [default: 0].")
+        float | None, typer.Option(help="Taker slippage in bps (default 0).")
     ] = None,
     stop_loss: Annotated[
         float | None, typer.Option(help="Protective stop as a fraction of entry, e.g. 0.02.")
@@ -66,10 +66,12 @@ def backtest(
     no_audit: Annotated[
         bool, typer.Option("--no-audit", help="Do not write the audit trail to DIR/audit.")
     ] = False,
-    out: Annotated[Path | None, typer.Option(help="Output folder [default: runs/latest].")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default runs/latest).")] = None,
     config: Annotated[
         Path | None,
-        typer.Option(help="TOML or YAML file with a [backtest] section; flags win over it."),
+        typer.Option(
+            help="TOML or YAML file with \\[backtest] and \\[risk] tables; flags win over it."
+        ),
     ] = None,
 ) -> None:
     """Run a backtest and write summary.json, trades.csv, equity.csv and report.html."""

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from quantum_trader.domain.errors import ConfigError, QuantumTraderError
@@ -21,7 +22,7 @@ def fail(exc: QuantumTraderError) -> typer.Exit:
     Exit code 2 for configuration errors (fix the command or file), 1 for everything else.
     """
     kind = "configuration error" if isinstance(exc, ConfigError) else "error"
-    err_console.print(f"[bold red]{kind}:[/] {exc}", highlight=False)
+    err_console.print(f"[bold red]{kind}:[/] {escape(str(exc))}", highlight=False)
     return typer.Exit(2 if isinstance(exc, ConfigError) else 1)
 
 
