@@ -55,21 +55,24 @@ def cmd_backtest(args: list[str]) -> int:
 def ensure_system_tools() -> None:
     """Install the Debian packages the tests use when they are missing and apt is usable.
 
-    promtool (package ``prometheus``) checks the metrics exposition. Without it those tests skip
-    with the reason, unless QT_REQUIRE_PROMTOOL=1 makes that a failure (CI).
+    promtool (package ``prometheus``) checks the metrics exposition; ``redis-server`` backs the
+    Redis contract tests, which start their own server. Without them those tests skip with the
+    reason, unless QT_REQUIRE_PROMTOOL=1 / QT_REQUIRE_REDIS=1 make that a failure (CI).
     """
-    if shutil.which("promtool") or not shutil.which("apt-get") or os.geteuid() != 0:
+    wanted = {"promtool": "prometheus", "redis-server": "redis-server"}
+    missing = [pkg for tool, pkg in wanted.items() if not shutil.which(tool)]
+    if not missing or not shutil.which("apt-get") or os.geteuid() != 0:
         return
-    print("installing promtool (Debian package prometheus) ...", flush=True)
+    print(f"installing {', '.join(missing)} (Debian packages) ...", flush=True)
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT}
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["install", "-y", "-q", "--no-install-recommends", "prometheus"]
+    install = ["install", "-y", "-q", "--no-install-recommends", *missing]
     ok = all(
         subprocess.call(["apt-get", *step], env=env, **quiet) == 0  # noqa: S603, S607 - system apt
         for step in (["update", "-q"], install)
     )
     if not ok:
-        print("could not install promtool; its tests will skip", file=sys.stderr)
+        print(f"could not install {', '.join(missing)}; their tests will skip", file=sys.stderr)
 
 
 def cmd_test(args: list[str]) -> int:

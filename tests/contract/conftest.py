@@ -1,19 +1,32 @@
 """Backends for the store contract suites: every test here runs once per backend.
 
-Add a backend by adding an opener to ``OPENERS``; the suites need no change. Redis joins in a
-later issue as ``"redis": _open_redis`` (opening the stores on a test database, and skipping
-with the reason when no server is reachable, unless CI requires it).
+Add a backend by adding an opener to ``OPENERS``; the suites need no change. ``redis`` is the
+one backend that needs a server: a session-scoped ``redis_server`` (our own ``redis-server`` on a
+free port, never a shared one) serves every test, and each test gets its own key prefix, so
+tests never see each other's keys. Without ``redis-server`` on PATH the Redis tests skip with
+the reason, unless ``QT_REQUIRE_REDIS=1`` (CI) makes that a failure. There is no Redis
+TradeStateStore yet: trade-store tests skip on the ``redis`` backend.
 """
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 from quantum_trader.engine.stores import StateStores, open_state_stores
 from quantum_trader.stores.ports import EquityMarksStore, EssStateStore, PolicyStore
+from quantum_trader.stores.redis import (
+    RedisEquityMarksStore,
+    RedisEssStateStore,
+    RedisPolicyStore,
+    connect,
+)
+from quantum_trader.testing.redis_server import RedisServer, RedisServerNotFoundError
 
 Opener = Callable[[Path], StateStores]
 
@@ -23,10 +36,100 @@ OPENERS: dict[str, Opener] = {
 }
 
 
-@pytest.fixture(params=sorted(OPENERS))
+REDIS = "redis"
+"""The backend that needs ``redis_server``; it is opened by ``open_redis_stores``."""
+
+NO_REDIS_TRADE_STORE = "no Redis TradeStateStore yet"
+
+
+def new_redis_server() -> RedisServer:
+    """Start a private ``redis-server``; skip when it is not installed (fail if required)."""
+    try:
+        server = RedisServer()
+    except RedisServerNotFoundError as exc:
+        if os.environ.get("QT_REQUIRE_REDIS") == "1":
+            pytest.fail(f"{exc} (QT_REQUIRE_REDIS=1 makes this a failure)")
+        pytest.skip(str(exc))
+    try:
+        server.start()
+    except BaseException:
+        server.close()
+        raise
+    return server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One private Redis server for the whole session (tests keep apart by key prefix)."""
+    server = new_redis_server()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def private_redis_server() -> Iterator[RedisServer]:
+    """A Redis server for one test alone (fault tests stop and restart it)."""
+    server = new_redis_server()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def fresh_prefix() -> str:
+    """A key prefix no other test uses."""
+    return f"test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix of this test alone."""
+    return fresh_prefix()
+
+
+@pytest.fixture
+def private_redis_stores(
+    private_redis_server: RedisServer, redis_prefix: str
+) -> Iterator[StateStores]:
+    """The Redis state stores on ``private_redis_server`` (1 s timeouts, one shared client)."""
+    stores = open_redis_stores(private_redis_server.url, redis_prefix)
+    try:
+        yield stores
+    finally:
+        stores.close()
+
+
+class _NoRedisTradeStore:
+    """Stands in for the Redis TradeStateStore, which does not exist yet: any use skips."""
+
+    def __getattr__(self, name: str) -> NoReturn:
+        pytest.skip(NO_REDIS_TRADE_STORE)
+
+
+def open_redis_stores(url: str, prefix: str) -> StateStores:
+    """The Redis state stores under ``prefix``, sharing one client that ``close`` closes."""
+    client = connect(url)
+    return StateStores(
+        RedisPolicyStore(client, prefix=prefix),
+        RedisEssStateStore(client, prefix=prefix),
+        RedisEquityMarksStore(client, prefix=prefix),
+        (client.close,),
+        trades=_NoRedisTradeStore(),  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(params=sorted([*OPENERS, REDIS]))
 def state_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStores]:
-    """The three state stores of one backend, fresh and empty."""
-    stores = OPENERS[request.param](tmp_path)
+    """The state stores of one backend, fresh and empty."""
+    if request.param == REDIS:
+        if "trade_store" in request.fixturenames:
+            pytest.skip(NO_REDIS_TRADE_STORE)
+        server: RedisServer = request.getfixturevalue("redis_server")
+        stores = open_redis_stores(server.url, fresh_prefix())
+    else:
+        stores = OPENERS[request.param](tmp_path)
     try:
         yield stores
     finally:

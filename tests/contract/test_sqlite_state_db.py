@@ -260,7 +260,9 @@ def test_migration_when_it_fails_rolls_back_and_keeps_version(tmp_path: Path) ->
         conn.execute("CREATE TABLE half_done (x INTEGER)")
         conn.execute("THIS IS NOT SQL")
 
-    with pytest.raises(IntegrityError, match="migration to schema version 2 failed"):
+    with pytest.raises(
+        IntegrityError, match=f"migration to schema version {len(MIGRATIONS) + 1} failed"
+    ):
         connect(db, migrations=(*MIGRATIONS, broken))
     conn = connect(db)
     assert schema_version(conn) == len(MIGRATIONS)

@@ -1,7 +1,7 @@
 """Composition of the safety core's state stores: the one place that names their backends.
 
-``open_state_stores(path)`` gives the policy, ESS and equity-marks stores on one SQLite file
-(``state.db``), or in memory when ``path`` is None (tests, one-off backtests). Everything else
+``open_state_stores(path)`` gives the policy, ESS, equity-marks and trade stores on one SQLite
+file (``state.db``), or in memory when ``path`` is None (tests, one-off backtests). Everything else
 takes the ports from the returned ``StateStores``. ``WallClock`` is the real clock for the
 front ends (CLI, API) that sit on this composition edge.
 """
@@ -18,13 +18,16 @@ from quantum_trader.stores.memory import (
     InMemoryEquityMarksStore,
     InMemoryEssStateStore,
     InMemoryPolicyStore,
+    InMemoryTradeStateStore,
 )
 from quantum_trader.stores.ports import EquityMarksStore, EssStateStore, PolicyStore
 from quantum_trader.stores.sqlite import (
     SqliteEquityMarksStore,
     SqliteEssStateStore,
     SqlitePolicyStore,
+    SqliteTradeStateStore,
 )
+from quantum_trader.stores.trades import TradeStateStore
 
 DEFAULT_STATE_DB = Path("runs/state.db")
 
@@ -48,12 +51,14 @@ class StateStores:
         ess: The emergency stop latch.
         equity_marks: The equity peak and start-of-day equity.
         closers: What ``close`` calls, one per opened backend object (empty in memory).
+        trades: The trade records (open trades reload from here on restart); keyword-only.
     """
 
     policy: PolicyStore
     ess: EssStateStore
     equity_marks: EquityMarksStore
     closers: tuple[Callable[[], None], ...] = field(default=(), repr=False, compare=False)
+    trades: TradeStateStore = field(kw_only=True)
 
     def close(self) -> None:
         """Release the backends' connections (a no-op in memory)."""
@@ -82,7 +87,10 @@ def open_state_stores(path: Path | None) -> StateStores:
     """
     if path is None:
         return StateStores(
-            InMemoryPolicyStore(), InMemoryEssStateStore(), InMemoryEquityMarksStore()
+            InMemoryPolicyStore(),
+            InMemoryEssStateStore(),
+            InMemoryEquityMarksStore(),
+            trades=InMemoryTradeStateStore(),
         )
     policy = SqlitePolicyStore(path)
     opened: list[Callable[[], None]] = [policy.close]
@@ -91,8 +99,10 @@ def open_state_stores(path: Path | None) -> StateStores:
         opened.append(ess.close)
         marks = SqliteEquityMarksStore(path)
         opened.append(marks.close)
+        trades = SqliteTradeStateStore(path)
+        opened.append(trades.close_connection)
     except BaseException:
         for close in opened:
             close()
         raise
-    return StateStores(policy, ess, marks, tuple(opened))
+    return StateStores(policy, ess, marks, tuple(opened), trades=trades)

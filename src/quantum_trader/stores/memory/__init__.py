@@ -6,5 +6,11 @@ They pass the same contract suite as the SQLite backends. Only the composition r
 
 from quantum_trader.stores.memory.policy import InMemoryPolicyStore
 from quantum_trader.stores.memory.records import InMemoryEquityMarksStore, InMemoryEssStateStore
+from quantum_trader.stores.memory.trades import InMemoryTradeStateStore
 
-__all__ = ["InMemoryEquityMarksStore", "InMemoryEssStateStore", "InMemoryPolicyStore"]
+__all__ = [
+    "InMemoryEquityMarksStore",
+    "InMemoryEssStateStore",
+    "InMemoryPolicyStore",
+    "InMemoryTradeStateStore",
+]

@@ -7,12 +7,14 @@ from quantum_trader.stores.sqlite.connection import MIGRATIONS, connect, migrate
 from quantum_trader.stores.sqlite.equity_marks import SqliteEquityMarksStore
 from quantum_trader.stores.sqlite.ess import SqliteEssStateStore
 from quantum_trader.stores.sqlite.policy import SqlitePolicyStore
+from quantum_trader.stores.sqlite.trades import SqliteTradeStateStore
 
 __all__ = [
     "MIGRATIONS",
     "SqliteEquityMarksStore",
     "SqliteEssStateStore",
     "SqlitePolicyStore",
+    "SqliteTradeStateStore",
     "connect",
     "migrate",
     "schema_version",

@@ -80,7 +80,29 @@ def _create_state_tables(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_create_state_tables,)
+def _create_trades_table(conn: sqlite3.Connection) -> None:
+    # The JSON document is the record (exact floats, -0.0, int vs float in metadata); the other
+    # columns are copies for filtering and ordering, checked against it on every read.
+    conn.execute(
+        """
+        CREATE TABLE trades (
+            trade_id    TEXT    PRIMARY KEY,
+            symbol      TEXT    NOT NULL,
+            status      TEXT    NOT NULL CHECK (status IN ('open', 'closed', 'liquidated')),
+            entry_ts_ns INTEGER NOT NULL,
+            exit_ts_ns  INTEGER,
+            record      TEXT    NOT NULL,
+            CHECK ((status = 'open') = (exit_ts_ns IS NULL))
+        )
+        """
+    )
+    conn.execute("CREATE INDEX trades_by_status_entry ON trades (status, entry_ts_ns, trade_id)")
+    conn.execute("CREATE INDEX trades_by_symbol_entry ON trades (symbol, entry_ts_ns, trade_id)")
+    conn.execute("CREATE INDEX trades_by_entry ON trades (entry_ts_ns, trade_id)")
+    conn.execute("CREATE INDEX trades_by_exit ON trades (exit_ts_ns) WHERE exit_ts_ns IS NOT NULL")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_create_state_tables, _create_trades_table)
 """The schema's history, oldest first; append a function to change the schema."""
 
 
