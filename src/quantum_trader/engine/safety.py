@@ -113,6 +113,8 @@ class BacktestSafety:
         # A run that starts latched (a shared state database) trades nothing; say why.
         self.latched_at_start = latch.reason if latch.active else None
         self._limits_of: Policy | None = None
+        self._scale_of: Policy | None = None
+        self._scale = 1.0
         self._limits = (0.0, 0.0)
         self.peak = 0.0
         self.day = ""
@@ -140,7 +142,10 @@ class BacktestSafety:
     def size_scale(self) -> float:
         """The active mode's size multiplier."""
         policy = self.policy.current()
-        return policy.limits[policy.mode].size_scale
+        if policy is not self._scale_of:
+            self._scale_of = policy
+            self._scale = policy.limits[policy.mode].size_scale
+        return self._scale
 
     def check(self, intent: OrderIntent, account: AccountView) -> RiskDecision:
         """The RiskGuard's decision on ``intent`` (denials are audited and recorded)."""

@@ -108,6 +108,11 @@ class RiskGuard:
         self._on_denied = on_denied
         self._sent: deque[int] = deque()
         self.denials: dict[RiskReason, int] = {}
+        # Derived from the policy once per policy object (a new version is a new object).
+        self._seen: Policy | None = None
+        self._state = TradingState.ACTIVE
+        self._max_age_ns = 0.0
+        self._window_ns = 0.0
 
     def check(self, intent: OrderIntent, account: AccountView) -> RiskDecision:
         """Approve or deny ``intent``; an approval counts towards the order-rate window."""
@@ -123,6 +128,11 @@ class RiskGuard:
 
     def _check(self, intent: OrderIntent, account: AccountView) -> RiskDecision:  # noqa: C901 - one check per line, in order
         policy = self._policy()
+        if policy is not self._seen:
+            self._seen = policy
+            self._state = policy.effective_state
+            self._max_age_ns = policy.max_price_age_secs * NANOS
+            self._window_ns = policy.order_window_secs * NANOS
         held = account.positions.get(intent.symbol, 0.0)
         signed = intent.quantity if intent.side is OrderSide.BUY else -intent.quantity
         after = held + signed
@@ -132,14 +142,14 @@ class RiskGuard:
             # The ESS getting out: stale or odd prices are the usual reason it is acting, so no
             # later check may keep a position open.
             return _APPROVED
-        state = policy.effective_state
+        state = self._state
         if state is TradingState.HALTED:
             return RiskDecision(False, RiskReason.TRADING_HALTED, "trading is halted")
         if state is TradingState.REDUCING and not reducing:
             return RiskDecision(
                 False, RiskReason.REDUCE_ONLY, "only orders that reduce a position are allowed"
             )
-        if not policy.symbol_allowed(intent.symbol):
+        if policy.allowed_symbols and intent.symbol not in policy.allowed_symbols:
             return RiskDecision(
                 False, RiskReason.SYMBOL_NOT_ALLOWED, f"{intent.symbol} is not allowed"
             )
@@ -165,7 +175,7 @@ class RiskGuard:
                 f"price {price} is more than {policy.max_price_deviation:.0%} from mark {mark}",
             )
         age = intent.ts_ns - account.mark_ts_ns.get(intent.symbol, -(2**62))
-        if age > policy.max_price_age_secs * NANOS:
+        if age > self._max_age_ns:
             return RiskDecision(
                 False, RiskReason.PRICE_STALE, f"last price is {age / NANOS:.0f}s old"
             )
@@ -238,7 +248,7 @@ class RiskGuard:
                 RiskReason.DAILY_LOSS,
                 f"down {(start - equity) / start:.2%} today, max {lim.max_daily_loss:.2%}",
             )
-        window = policy.order_window_secs * NANOS
+        window = self._window_ns
         sent = self._sent
         while sent and intent.ts_ns - sent[0] >= window:
             sent.popleft()
