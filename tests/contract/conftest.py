@@ -4,8 +4,7 @@ Add a backend by adding an opener to ``OPENERS``; the suites need no change. ``r
 one backend that needs a server: a session-scoped ``redis_server`` (our own ``redis-server`` on a
 free port, never a shared one) serves every test, and each test gets its own key prefix, so
 tests never see each other's keys. Without ``redis-server`` on PATH the Redis tests skip with
-the reason, unless ``QT_REQUIRE_REDIS=1`` (CI) makes that a failure. There is no Redis
-TradeStateStore yet: trade-store tests skip on the ``redis`` backend.
+the reason, unless ``QT_REQUIRE_REDIS=1`` (CI) makes that a failure.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
@@ -24,6 +22,7 @@ from quantum_trader.stores.redis import (
     RedisEquityMarksStore,
     RedisEssStateStore,
     RedisPolicyStore,
+    RedisTradeStateStore,
     connect,
 )
 from quantum_trader.testing.redis_server import RedisServer, RedisServerNotFoundError
@@ -38,8 +37,6 @@ OPENERS: dict[str, Opener] = {
 
 REDIS = "redis"
 """The backend that needs ``redis_server``; it is opened by ``open_redis_stores``."""
-
-NO_REDIS_TRADE_STORE = "no Redis TradeStateStore yet"
 
 
 def new_redis_server() -> RedisServer:
@@ -101,13 +98,6 @@ def private_redis_stores(
         stores.close()
 
 
-class _NoRedisTradeStore:
-    """Stands in for the Redis TradeStateStore, which does not exist yet: any use skips."""
-
-    def __getattr__(self, name: str) -> NoReturn:
-        pytest.skip(NO_REDIS_TRADE_STORE)
-
-
 def open_redis_stores(url: str, prefix: str) -> StateStores:
     """The Redis state stores under ``prefix``, sharing one client that ``close`` closes."""
     client = connect(url)
@@ -116,7 +106,7 @@ def open_redis_stores(url: str, prefix: str) -> StateStores:
         RedisEssStateStore(client, prefix=prefix),
         RedisEquityMarksStore(client, prefix=prefix),
         (client.close,),
-        trades=_NoRedisTradeStore(),  # type: ignore[arg-type]
+        trades=RedisTradeStateStore(client, prefix=prefix),
     )
 
 
@@ -124,8 +114,6 @@ def open_redis_stores(url: str, prefix: str) -> StateStores:
 def state_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStores]:
     """The state stores of one backend, fresh and empty."""
     if request.param == REDIS:
-        if "trade_store" in request.fixturenames:
-            pytest.skip(NO_REDIS_TRADE_STORE)
         server: RedisServer = request.getfixturevalue("redis_server")
         stores = open_redis_stores(server.url, fresh_prefix())
     else:

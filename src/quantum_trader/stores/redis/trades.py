@@ -3,19 +3,21 @@
 Key layout (``{qt}`` is the hash tag of the prefix; ``TS`` is a timestamp in nanoseconds written
 as exactly 19 decimal digits, zero-padded, so that byte order is number order up to INT64_MAX):
 
-============================  ====  ==========================================================
-key                           type  content
-============================  ====  ==========================================================
-``{qt}:trades:records``       hash  field = trade id, value = JSON of ``TradeRecord.to_dict``
-                                    (orjson: every float and int comes back bit for bit)
-``{qt}:trades:index``         hash  field = trade id, value = entry ``TS`` (open) or entry
-                                    ``TS`` followed by exit ``TS`` (closed, liquidated): what
-                                    names the trade's members below, so no script parses JSON
-``{qt}:trades:by_entry``      zset  every trade, member ``TS:trade_id`` (entry time), score 0
-``{qt}:trades:open``          zset  the open trades, member ``TS:trade_id`` (entry), score 0
-``{qt}:trades:closed_by_exit``  zset  closed and liquidated trades, member ``TS:trade_id``
-                                    (exit time), score 0
-============================  ====  ==========================================================
+================================  ====  ======================================================
+key                               type  content
+================================  ====  ======================================================
+``{qt}:trades:records``           hash  field = trade id, value = JSON of
+                                        ``TradeRecord.to_dict`` (orjson: every float and int
+                                        comes back bit for bit)
+``{qt}:trades:index``             hash  field = trade id, value = entry ``TS`` (open) or entry
+                                        ``TS`` then exit ``TS`` (closed, liquidated): what
+                                        names the trade's members below, so no script parses
+                                        JSON
+``{qt}:trades:by_entry``          zset  every trade, member ``TS:trade_id`` (entry), score 0
+``{qt}:trades:open``              zset  open trades, member ``TS:trade_id`` (entry), score 0
+``{qt}:trades:closed_by_exit``    zset  closed and liquidated trades, member ``TS:trade_id``
+                                        (exit time), score 0
+================================  ====  ======================================================
 
 The sorted sets are ordered by member (all scores are 0, read with ZRANGEBYLEX), never by score:
 a double cannot hold a nanosecond timestamp past 2**53 exactly. A member's bytes sort by time,
@@ -36,9 +38,10 @@ member, raises IntegrityError naming the trade id. Redis errors are translated a
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Self
+from typing import Any, Final, Self, cast
 
 import orjson
 import redis
@@ -253,7 +256,7 @@ class RedisTradeStateStore:
         """Close the open trade ``trade_id`` atomically; TradeConflictError if it is not open."""
         for _ in range(_MAX_CLOSE_ATTEMPTS):
             with translating(self._what):
-                raw = self._client.hget(self.trade_keys.records, trade_id)
+                raw = cast("bytes | None", self._client.hget(self.trade_keys.records, trade_id))
             closed = closed_trade(
                 None if raw is None else _decode(trade_id, raw),
                 trade_id,
@@ -313,7 +316,7 @@ class RedisTradeStateStore:
             written = self._write(keys=self._script_keys, args=args)
         return int(written) == 1
 
-    def _decode_listing(self, reply: Any, source: str) -> list[TradeRecord]:
+    def _decode_listing(self, reply: Any, source: str) -> builtins.list[TradeRecord]:
         if not isinstance(reply, list) or len(reply) != 2:
             raise IntegrityError(f"{self._what}: unexpected script reply {reply!r}")
         members, documents = reply
