@@ -5,6 +5,8 @@
     │   └─ BusUnavailableError   the broker is down or too slow: spool and retry later
     ├─ IntegrityError            a malformed event or a corrupt spool record
     └─ HandlerFailedError        a subscriber raised while handling an event (a bug)
+
+Callers branch on the class; the fields say which broker, event or handler was involved.
 """
 
 from __future__ import annotations
