@@ -696,9 +696,25 @@ class EventLoop:
         if (b - a) * len(legs) <= _SCALAR_SCAN_CELLS:
             # Short segments (most of them) cost less bar by bar than a numpy round trip, and
             # use exactly the event bars' arithmetic.
+            # Same arithmetic and the same comparisons as ``on_equity``; a passive segment never
+            # crosses a UTC midnight (midnights are event bars), so the day start is fixed here.
+            wallet = self.account.wallet
+            peak, start = safety.peak, safety.day_start
+            max_dd, max_dl = safety.limits()
+            armed = safety.ess_enabled  # with the ESS off only the peak is tracked
             for v in range(a, b):
-                if safety.on_equity(self._close_equity(v), self.union[v]):
+                bar_equity = wallet
+                for sym, leg_qty, entry in legs:
+                    bar_equity += leg_qty * (sym.close_u[v] - entry)
+                if bar_equity > peak:
+                    peak = bar_equity
+                if armed and (
+                    (peak > 0 and (peak - bar_equity) >= max_dd * peak)
+                    or (start > 0 and (start - bar_equity) >= max_dl * start)
+                ):
+                    safety.peak = peak
                     return v
+            safety.peak = peak
             return b
         if self._legs_matrix is None:
             rows = [self._row[s.name] for s, _, _ in legs]
