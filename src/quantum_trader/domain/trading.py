@@ -90,10 +90,6 @@ class Position:
         """Profit or loss if the position were closed at ``price``, before fees."""
         return self.quantity * (price - self.entry_price)
 
-    def notional(self, price: float) -> float:
-        """Absolute value of the position at ``price``."""
-        return abs(self.quantity) * price
-
 
 @dataclass(slots=True)
 class Trade:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from quantum_trader.domain.clock import NANOS_PER_DAY, Clock
 from quantum_trader.domain.orders import OrderSide
-from quantum_trader.domain.policy import Policy, RiskMode, TradingState
+from quantum_trader.domain.policy import Policy, RiskMode
 from quantum_trader.engine.settings import RiskSettings
 from quantum_trader.engine.stores import StateStores, open_state_stores
 from quantum_trader.observability.audit.recorder import AuditRecorder
@@ -262,10 +262,6 @@ class BacktestSafety:
         self.events.append(
             RiskEvent(ts_ns, "mode_changed", "", f"{before.value}->{after.value}", why)
         )
-
-    def trading_state(self) -> TradingState:
-        """The effective trading state of the current policy."""
-        return self.policy.current().effective_state
 
 
 def account_view(

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 
 from quantum_trader.domain.errors import InsufficientMarginError, InvalidOrderError
 from quantum_trader.domain.orders import Order, OrderTrigger, OrderType, TimeInForce
-from quantum_trader.domain.trading import Fill, FundingPayment, Liquidity, MarginMode
+from quantum_trader.domain.trading import Fill, FundingPayment, Liquidity
 from quantum_trader.execution.sim.costs import FeeModel, SlippageModel
 from quantum_trader.portfolio.account import Account
 
@@ -300,8 +300,3 @@ class SimulatedExchange:
                 book.remove(order)
         if not self._awaiting_open[order.symbol]:
             self._awaiting_symbols.discard(order.symbol)
-
-    @property
-    def margin_mode(self) -> MarginMode:
-        """The account's margin mode."""
-        return self.account.margin_mode
