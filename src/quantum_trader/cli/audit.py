@@ -30,7 +30,6 @@ import csv
 import datetime as dt
 import os
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from enum import StrEnum
@@ -44,7 +43,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from quantum_trader.cli.console import console, err_console, fail
-from quantum_trader.domain.clock import NANOS_PER_DAY
+from quantum_trader.domain.clock import NANOS_PER_DAY, WallClock
 from quantum_trader.domain.errors import QuantumTraderError
 from quantum_trader.observability.audit.logger import AuditLogger
 from quantum_trader.observability.audit.query import (
@@ -79,16 +78,6 @@ audit_app = typer.Typer(
     help="Verify, query, report on, clean up and export the hash-chained audit trail.",
     no_args_is_help=True,
 )
-
-
-class WallClock:
-    """The system clock: the command line is the composition edge, so it may read real time."""
-
-    __slots__ = ()
-
-    def now_ns(self) -> int:
-        """Return the current wall-clock time in nanoseconds since the epoch."""
-        return time.time_ns()
 
 
 class QueryFormat(StrEnum):

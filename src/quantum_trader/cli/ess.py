@@ -34,11 +34,11 @@ from typing import Annotated
 import typer
 
 from quantum_trader.cli.console import console, err_console, fail
-from quantum_trader.domain.clock import NANOS_PER_SECOND
+from quantum_trader.domain.clock import NANOS_PER_SECOND, WallClock
 from quantum_trader.domain.errors import QuantumTraderError
 from quantum_trader.domain.policy import TradingState
 from quantum_trader.engine.audit import open_audit_logger
-from quantum_trader.engine.stores import DEFAULT_STATE_DB, WallClock, open_state_stores
+from quantum_trader.engine.stores import DEFAULT_STATE_DB, open_state_stores
 from quantum_trader.observability.audit.records import Durability
 from quantum_trader.risk.ess import EmergencyStopSystem
 from quantum_trader.risk.policy_service import PolicyService

@@ -28,11 +28,11 @@ import typer
 from rich.table import Table
 
 from quantum_trader.cli.console import console, err_console, fail
-from quantum_trader.domain.clock import NANOS_PER_SECOND
+from quantum_trader.domain.clock import NANOS_PER_SECOND, WallClock
 from quantum_trader.domain.errors import ConfigError, QuantumTraderError
 from quantum_trader.domain.policy import MODE_ORDER, ModeLimits, Policy, RiskMode, TradingState
 from quantum_trader.engine.audit import open_audit_logger
-from quantum_trader.engine.stores import DEFAULT_STATE_DB, WallClock, open_state_stores
+from quantum_trader.engine.stores import DEFAULT_STATE_DB, open_state_stores
 from quantum_trader.observability.audit.records import Durability
 from quantum_trader.risk.policy_service import LIMIT_FIELDS, PolicyService
 

@@ -6,6 +6,7 @@ time. Timestamps are integer nanoseconds since the Unix epoch, UTC.
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 NANOS_PER_SECOND = 1_000_000_000
@@ -43,3 +44,13 @@ class ManualClock:
     def advance(self, delta_ns: int) -> None:
         """Move the clock forward by ``delta_ns``."""
         self.set(self._now_ns + delta_ns)
+
+
+class WallClock:
+    """The system's UTC wall clock: the one sanctioned reader of real time (live, paper, CLI)."""
+
+    __slots__ = ()
+
+    def now_ns(self) -> int:
+        """Return the current wall-clock time in nanoseconds since the epoch."""
+        return time.time_ns()

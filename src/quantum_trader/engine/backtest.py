@@ -59,7 +59,6 @@ from quantum_trader.portfolio.account import Account
 from quantum_trader.strategies.base import Bars, Signals, Strategy
 
 ProgressFn = Callable[[float], None]
-_PROGRESS_EVERY = 2048
 
 
 class BacktestEngine:

@@ -205,16 +205,7 @@ class BacktestSafety:
 
     def reading(self, equity: float, ts_ns: int) -> DrawdownReading:
         """The drawdown reading for ``equity`` against the tracked peak and day start."""
-        peak, start = self.peak, self.day_start
-        return DrawdownReading(
-            equity=equity,
-            peak=peak,
-            drawdown=(peak - equity) / peak if peak > 0 else 0.0,
-            day_start_equity=start,
-            daily_loss=(start - equity) / start if start > 0 else 0.0,
-            day=self.day,
-            ts_ns=ts_ns,
-        )
+        return DrawdownReading.measure(equity, self.peak, self.day_start, self.day, ts_ns)
 
     def evaluate(
         self, *, ts_ns: int, equity: float | None = None, last_data_ns: int | None = None

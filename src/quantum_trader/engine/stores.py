@@ -8,7 +8,6 @@ front ends (CLI, API) that sit on this composition edge.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,16 +29,6 @@ from quantum_trader.stores.sqlite import (
 from quantum_trader.stores.trades import TradeStateStore
 
 DEFAULT_STATE_DB = Path("runs/state.db")
-
-
-class WallClock:
-    """The system's UTC wall clock, for live and paper runs and the command line."""
-
-    __slots__ = ()
-
-    def now_ns(self) -> int:
-        """Return the current wall-clock time in nanoseconds since the epoch."""
-        return time.time_ns()
 
 
 @dataclass(frozen=True, slots=True)

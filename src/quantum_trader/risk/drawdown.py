@@ -50,6 +50,23 @@ class DrawdownReading:
     day: str
     ts_ns: int = 0
 
+    @staticmethod
+    def measure(
+        equity: float, peak: float, day_start_equity: float, day: str, ts_ns: int
+    ) -> DrawdownReading:
+        """The reading of ``equity`` against ``peak`` and the day's start (0 where undefined)."""
+        return DrawdownReading(
+            equity=equity,
+            peak=peak,
+            drawdown=(peak - equity) / peak if peak > 0.0 else 0.0,
+            day_start_equity=day_start_equity,
+            daily_loss=(day_start_equity - equity) / day_start_equity
+            if day_start_equity > 0.0
+            else 0.0,
+            day=day,
+            ts_ns=ts_ns,
+        )
+
 
 class DrawdownMonitor:
     """Track the equity peak (durably) and the UTC start-of-day equity.
@@ -87,16 +104,8 @@ class DrawdownMonitor:
         if marks != self._marks:
             self._store.save(marks)
             self._marks = marks
-        peak = marks.peak_equity
-        start = marks.day_start_equity
-        return DrawdownReading(
-            equity=equity,
-            peak=peak,
-            drawdown=(peak - equity) / peak if peak > 0.0 else 0.0,
-            day_start_equity=start,
-            daily_loss=(start - equity) / start if start > 0.0 else 0.0,
-            day=marks.day,
-            ts_ns=ts,
+        return DrawdownReading.measure(
+            equity, marks.peak_equity, marks.day_start_equity, marks.day, ts
         )
 
 
