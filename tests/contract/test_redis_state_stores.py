@@ -28,11 +28,15 @@ TS = 1_700_000_000_000_000_000
 
 # Runs in each spawned process (``exec`` is picklable by name; a function of this test module
 # would not be importable there under pytest's importlib mode). Every round, all processes read
-# the same version (first barrier), then all try to write over it (second barrier).
+# the same version (first barrier), then all try to write over it (second barrier). Each
+# worker's document differs from the others' in many fields, so a document stitched together
+# from two writers would show; each outcome carries the whole document the worker tried.
 RACE_WORKER = """
 from quantum_trader.domain.errors import ConflictError
+from quantum_trader.domain.policy import RiskMode
 from quantum_trader.stores.redis import RedisPolicyStore
 
+modes = (RiskMode.SAFE, RiskMode.AGGRESSIVE, RiskMode.CRITICAL)
 store = RedisPolicyStore.from_url(url, prefix=prefix, timeout_secs=10.0)
 try:
     for round_number in range(rounds):
@@ -40,15 +44,18 @@ try:
         current = store.get()
         barrier.wait()
         new = current.changed(
-            actor=f"worker-{worker}", reason=f"round {round_number}", ts_ns=1,
-            max_orders_per_window=worker + 1,
+            actor=f"worker-{worker}", reason=f"round {round_number} by worker {worker}",
+            ts_ns=1_000 * round_number + worker, max_orders_per_window=worker + 1,
+            mode=modes[worker % len(modes)], allowed_symbols=frozenset({f"W{worker}USDT"}),
+            order_window_secs=30.0 + worker,
         )
         try:
             store.compare_and_set(current.version, new)
         except ConflictError as exc:
-            results.put((round_number, worker, "conflict", current.version, str(exc)))
+            outcome = (round_number, worker, "conflict", current.version, str(exc))
         else:
-            results.put((round_number, worker, "won", current.version, ""))
+            outcome = (round_number, worker, "won", current.version, "")
+        results.put((*outcome, new.to_dict()))
 finally:
     store.close()
 """
@@ -74,10 +81,13 @@ def _next(policy: Policy, **changes: object) -> Policy:
     return policy.changed(actor="tester", reason="redis", ts_ns=TS, **changes)
 
 
+@pytest.mark.parametrize("processes_count", [2, 3])
 def test_compare_and_set_when_processes_race_exactly_one_wins_each_round(
-    redis_server: RedisServer, prefix: str
+    redis_server: RedisServer, prefix: str, processes_count: int
 ) -> None:
-    processes_count, rounds = 3, 6
+    """Fault test 4 (issue 5): processes update the policy at once; exactly one wins, the
+    others get ConflictError, and the stored version is the winner's whole document."""
+    rounds = 6
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(processes_count, timeout=60)
     results = ctx.Queue()
@@ -108,9 +118,12 @@ def test_compare_and_set_when_processes_race_exactly_one_wins_each_round(
         results.close()
         results.join_thread()
     assert [process.exitcode for process in processes] == [0] * processes_count
+    winners = []
     for round_number in range(rounds):
         this_round = [o for o in outcomes if o[0] == round_number]
-        assert sorted(o[2] for o in this_round) == ["conflict", "conflict", "won"], this_round
+        assert sorted(o[2] for o in this_round) == ["conflict"] * (processes_count - 1) + ["won"], (
+            this_round
+        )
         read_version = round_number + 1
         assert {o[3] for o in this_round} == {read_version}
         for conflict in (o for o in this_round if o[2] == "conflict"):
@@ -118,12 +131,21 @@ def test_compare_and_set_when_processes_race_exactly_one_wins_each_round(
                 f"policy changed since you read it: expected version {read_version}, "
                 f"store has {read_version + 1}"
             )
+        [winner] = [o for o in this_round if o[2] == "won"]
+        winners.append(winner)
     store = RedisPolicyStore.from_url(redis_server.url, prefix=prefix)
+    client = connect(redis_server.url)
     try:
         history = store.history(limit=100)
         assert [p.version for p in history] == list(range(rounds + 1, 0, -1))
         assert history[0] == store.get()
+        # Nothing half-written: each version is exactly its round's winning document, and no
+        # loser left a document behind.
+        assert [p.to_dict() for p in reversed(history[:-1])] == [w[5] for w in winners]
+        assert [p.updated_by for p in reversed(history[:-1])] == [f"worker-{w[1]}" for w in winners]
+        assert client.hlen(store.keys.policy_versions) == rounds + 1
     finally:
+        client.close()
         store.close()
 
 

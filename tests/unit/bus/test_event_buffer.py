@@ -443,6 +443,10 @@ def _write_spool(folder: Path) -> list[tuple[str, int, int, str]]:
 def test_event_buffer_when_random_bytes_hit_segments_delivers_every_untouched_record(
     damage: list[tuple[int, float, bytes]],
 ) -> None:
+    """Fault test 5 (issue 5): random bytes written into spool segments. Replay raises
+    nothing, delivers every record whose bytes are unchanged exactly once and in the original
+    order, and reports (callback, counters, audit) exactly the damaged byte ranges, each with
+    its segment and offset."""
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         layout = _write_spool(folder)
@@ -469,6 +473,33 @@ def test_event_buffer_when_random_bytes_hit_segments_delivers_every_untouched_re
         assert collector.ids == intact
         assert (len(reported) > 0) == (len(intact) < len(layout))
         assert spool.corrupt_records == len(reported)
-        assert len(audit.of(AuditEventType.SYSTEM_STATE_CHANGED)) == len(reported)
+        assert spool.corrupt_bytes == sum(record.length for record in reported)
+        # The reports cover exactly the damaged records' bytes, segment by segment.
+        damaged_spans = [
+            (segment, start, end)
+            for segment, start, end, _ in layout
+            if damaged[segment][start:end] != originals[segment][start:end]
+        ]
+        reported_spans = [
+            (record.segment, record.offset, record.offset + record.length) for record in reported
+        ]
+        assert _merged(reported_spans) == _merged(damaged_spans)
+        audited = audit.of(AuditEventType.SYSTEM_STATE_CHANGED)
+        fields = ("segment", "offset", "length", "reason")
+        assert [tuple(record["metadata"][field] for field in fields) for record in audited] == [
+            (record.segment, record.offset, record.length, record.reason.value)
+            for record in reported
+        ]
         assert all(record["target"] == "event_spool" for record in audit.records)
         assert _segment_files(folder) == []
+
+
+def _merged(spans: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """Join (segment, start, end) spans that touch or overlap into maximal runs."""
+    runs: list[tuple[str, int, int]] = []
+    for segment, start, end in sorted(spans):
+        if runs and runs[-1][0] == segment and start <= runs[-1][2]:
+            runs[-1] = (segment, runs[-1][1], max(end, runs[-1][2]))
+        else:
+            runs.append((segment, start, end))
+    return runs
