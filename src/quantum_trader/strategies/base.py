@@ -32,7 +32,11 @@ class TargetUnit(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Bars:
-    """One symbol's bars as arrays (time in integer nanoseconds, bar open time)."""
+    """One symbol's bars as arrays (time in integer nanoseconds, bar open time).
+
+    ``funding_ts``/``funding_rate`` are the symbol's funding stamps and rates when known; a
+    causal strategy uses a rate only from bars at or after its stamp.
+    """
 
     symbol: str
     ts: npt.NDArray[np.int64]
@@ -41,6 +45,8 @@ class Bars:
     low: FloatArray
     close: FloatArray
     volume: FloatArray
+    funding_ts: npt.NDArray[np.int64] | None = None
+    funding_rate: FloatArray | None = None
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -55,15 +61,24 @@ class Bars:
             self.low[:n],
             self.close[:n],
             self.volume[:n],
+            self.funding_ts,
+            self.funding_rate,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Signals:
-    """A strategy's output for one symbol: a target per bar, in ``unit``."""
+    """A strategy's output for one symbol: a target per bar, in ``unit``.
+
+    A model-driven strategy also gives its ``confidence`` per bar (in [0, 1]; the RiskGuard
+    compares it with the policy's minimum) and the ``model_version`` that produced it; both go
+    into the ``trade.decision`` audit record. Rule-based strategies leave them None.
+    """
 
     target: FloatArray
     unit: TargetUnit
+    confidence: FloatArray | None = None
+    model_version: str | None = None
 
 
 class Strategy(Protocol):

@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable, Mapping
 
 from quantum_trader.domain.errors import ConfigError
+from quantum_trader.strategies.ai_ensemble import AiEnsemble
 from quantum_trader.strategies.base import Strategy
 from quantum_trader.strategies.breakout import DonchianBreakout
 from quantum_trader.strategies.sma_cross import SmaCross
@@ -13,6 +14,7 @@ from quantum_trader.strategies.sma_cross import SmaCross
 STRATEGIES: dict[str, Callable[..., Strategy]] = {
     SmaCross.name: SmaCross,
     DonchianBreakout.name: DonchianBreakout,
+    AiEnsemble.name: AiEnsemble,
 }
 
 
@@ -37,6 +39,8 @@ def create_strategy(name: str, params: Mapping[str, object]) -> Strategy:
 
 def _coerce(strategy: str, key: str, raw: object, default: object) -> object:
     """Turn a CLI string into the type of the parameter's default (int stays int)."""
+    if isinstance(default, str):
+        return raw  # a text parameter (a path, a name) stays as given
     if not isinstance(raw, str):
         if isinstance(default, int) and isinstance(raw, float) and raw.is_integer():
             return int(raw)

@@ -1,0 +1,190 @@
+"""``ai_ensemble``: trade the calibrated direction ensemble of a model artifact.
+
+At each bar the ensemble gives ``p`` = P(price rises over its horizon), from causal features
+(``quantum_trader.ai.features``), so ``target[t]`` depends on bars ``0..t`` only. The rule:
+
+- confidence ``c = max(p, 1 - p)``;
+- ``c >= min_confidence``: target ``+fraction`` if ``p > 0.5``, ``-fraction`` if ``p < 0.5``;
+- otherwise no opinion (NaN: keep what is held) or, with ``exit_when_unsure``, flat (0).
+
+The per-bar confidence and the model version travel with the targets (``Signals``), so the
+engine's RiskGuard gates entries by the policy's minimum confidence and every
+``trade.decision`` audit record names the model and its confidence.
+
+``PredictionReplay`` plays saved out-of-sample probabilities through the same rule: the
+validation backtest of ``qtrader train`` uses it, so the backtest a validation report shows is
+exactly what this strategy does with predictions the model made without seeing those bars.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from quantum_trader.ai.features import WARMUP_BARS, compute_features
+from quantum_trader.domain.errors import ConfigError
+from quantum_trader.strategies.base import Bars, FloatArray, Signals, TargetUnit
+
+if TYPE_CHECKING:
+    from quantum_trader.ai.artifact import ModelArtifact
+
+
+def targets_from_probability(
+    prob_up: FloatArray, fraction: float, min_confidence: float, *, exit_when_unsure: bool = False
+) -> tuple[FloatArray, FloatArray]:
+    """Return (target, confidence) per bar for up-probabilities ``prob_up`` (NaN: no prediction)."""
+    p = np.asarray(prob_up, dtype=np.float64)
+    confidence = np.maximum(p, 1.0 - p)
+    direction = np.sign(p - 0.5)
+    sure = (confidence >= min_confidence) & (direction != 0)
+    unsure = 0.0 if exit_when_unsure else np.nan
+    target = np.where(sure, direction * fraction, unsure)
+    target[np.isnan(p)] = np.nan
+    return target, confidence
+
+
+def _check_rule(name: str, fraction: float, min_confidence: float) -> None:
+    if not 0 < fraction <= 10:
+        raise ConfigError(f"{name}: fraction must be in (0, 10], got {fraction}")
+    if not 0.5 <= min_confidence <= 1.0:
+        raise ConfigError(f"{name}: min_confidence must be in [0.5, 1], got {min_confidence}")
+
+
+class AiEnsemble:
+    """Hold ``fraction`` of equity in the direction the model is confident about.
+
+    ``model`` is the folder of an artifact written by ``qtrader train``; it is loaded and
+    verified (hashes, shapes) when the strategy is made.
+    """
+
+    name = "ai_ensemble"
+
+    def __init__(
+        self,
+        model: str = "",
+        fraction: float = 0.2,
+        min_confidence: float = 0.55,
+        exit_when_unsure: bool = False,
+        threads: int = 1,
+    ) -> None:
+        if not model:
+            raise ConfigError("ai_ensemble: give the model artifact folder, --param model=DIR")
+        _check_rule(self.name, fraction, min_confidence)
+        # Imported here: LightGBM takes a second to import, and only this strategy needs it.
+        from quantum_trader.ai.artifact import load_artifact
+
+        self.model_path = Path(model)
+        self.artifact: ModelArtifact = load_artifact(self.model_path, threads=threads)
+        self.fraction = fraction
+        self.min_confidence = min_confidence
+        self.exit_when_unsure = exit_when_unsure
+
+    @property
+    def warmup_bars(self) -> int:
+        """Bars before every feature is defined."""
+        return WARMUP_BARS
+
+    def params(self) -> dict[str, float | int | str]:
+        """Parameters, with the model's version."""
+        return {
+            "model": str(self.model_path),
+            "model_version": self.artifact.version,
+            "horizon": self.artifact.horizon,
+            "fraction": self.fraction,
+            "min_confidence": self.min_confidence,
+            "exit_when_unsure": int(self.exit_when_unsure),
+        }
+
+    def probabilities(self, bars: Bars) -> FloatArray:
+        """The model's calibrated up-probability per bar (NaN during the feature warm-up)."""
+        features = compute_features(
+            bars.ts,
+            bars.open,
+            bars.high,
+            bars.low,
+            bars.close,
+            bars.volume,
+            funding_ts=bars.funding_ts,
+            funding_rate=bars.funding_rate,
+        )
+        wanted = list(self.artifact.model.features)
+        missing = [f for f in wanted if f not in features.columns]
+        if missing:
+            raise ConfigError(
+                f"ai_ensemble: model {self.artifact.version} needs features this version "
+                f"does not compute: {', '.join(missing)}"
+            )
+        return self.artifact.model.predict_proba(features[wanted].to_numpy(np.float64))
+
+    def signals(self, bars: Bars) -> Signals:
+        """Target per bar from the model's probability; confidence per bar alongside."""
+        target, confidence = targets_from_probability(
+            self.probabilities(bars),
+            self.fraction,
+            self.min_confidence,
+            exit_when_unsure=self.exit_when_unsure,
+        )
+        return Signals(
+            target, TargetUnit.EQUITY_FRACTION, confidence, model_version=self.artifact.version
+        )
+
+
+class PredictionReplay:
+    """Trade saved predictions with ``ai_ensemble``'s rule (bars without one: no opinion).
+
+    ``predictions`` maps each symbol to (bar open times in ns, up-probabilities).
+    """
+
+    def __init__(
+        self,
+        predictions: Mapping[str, tuple[npt.NDArray[np.int64], FloatArray]],
+        *,
+        fraction: float = 0.2,
+        min_confidence: float = 0.55,
+        exit_when_unsure: bool = False,
+        model_version: str | None = None,
+        name: str = "ai_ensemble",
+    ) -> None:
+        _check_rule(name, fraction, min_confidence)
+        self.name = name
+        self.predictions = dict(predictions)
+        self.fraction = fraction
+        self.min_confidence = min_confidence
+        self.exit_when_unsure = exit_when_unsure
+        self.model_version = model_version
+
+    @property
+    def warmup_bars(self) -> int:
+        """None: the predictions were made elsewhere."""
+        return 0
+
+    def params(self) -> dict[str, float | int | str]:
+        """The trading rule's parameters."""
+        return {
+            "fraction": self.fraction,
+            "min_confidence": self.min_confidence,
+            "exit_when_unsure": int(self.exit_when_unsure),
+            "model_version": self.model_version or "",
+        }
+
+    def signals(self, bars: Bars) -> Signals:
+        """Target per bar from the saved probability at that bar's time."""
+        prob = np.full(len(bars), np.nan)
+        saved = self.predictions.get(bars.symbol)
+        if saved is not None and len(saved[0]):
+            ts, p = saved
+            order = np.argsort(ts, kind="stable")
+            ts, p = ts[order], p[order]
+            j = np.clip(np.searchsorted(ts, bars.ts), 0, len(ts) - 1)
+            hit = ts[j] == bars.ts
+            prob[hit] = p[j[hit]]
+        target, confidence = targets_from_probability(
+            prob, self.fraction, self.min_confidence, exit_when_unsure=self.exit_when_unsure
+        )
+        return Signals(
+            target, TargetUnit.EQUITY_FRACTION, confidence, model_version=self.model_version
+        )
