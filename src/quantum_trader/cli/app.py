@@ -13,6 +13,7 @@ from quantum_trader.cli.console import console
 from quantum_trader.cli.data import data_app
 from quantum_trader.cli.ess import ess_app
 from quantum_trader.cli.policy import policy_app
+from quantum_trader.cli.run import run, supervisor, worker
 from quantum_trader.cli.serve import serve
 from quantum_trader.engine.settings import QtConfig
 
@@ -25,6 +26,9 @@ app = typer.Typer(
 app.command()(backtest)
 app.add_typer(data_app, name="data", help="Validate and import market data.")
 app.command()(serve)
+app.command()(run)
+app.command()(worker)
+app.command()(supervisor)
 app.add_typer(policy_app, name="policy", help="Show and change the risk policy.")
 app.add_typer(ess_app, name="ess", help="Emergency Stop System: status, trigger, reset.")
 app.add_typer(audit_app, name="audit", help="Verify, query, report on and export the audit trail.")

@@ -38,12 +38,13 @@ from quantum_trader.domain.clock import NANOS_PER_SECOND, WallClock
 from quantum_trader.domain.errors import QuantumTraderError
 from quantum_trader.domain.policy import TradingState
 from quantum_trader.engine.audit import open_audit_logger
-from quantum_trader.engine.stores import DEFAULT_STATE_DB, open_state_stores
+from quantum_trader.engine.stores import DEFAULT_STATE_DB, open_state_stores, state_exists
 from quantum_trader.observability.audit.records import Durability
 from quantum_trader.risk.ess import EmergencyStopSystem
 from quantum_trader.risk.policy_service import PolicyService
 from quantum_trader.stores.ports import EssState
 
+DEFAULT_STATE = str(DEFAULT_STATE_DB)
 DEFAULT_AUDIT_DIR = Path("runs/audit")
 NO_EXCHANGE_NOTE = "no exchange connected: positions must be flattened by the running engine"
 
@@ -53,8 +54,13 @@ ess_app = typer.Typer(
 )
 
 StateDb = Annotated[
-    Path,
-    typer.Option("--state-db", envvar="QT_STATE_DB", help="The state database holding the latch."),
+    str,
+    typer.Option(
+        "--state-db",
+        envvar="QT_STATE_DB",
+        help="The SQLite state file holding the latch, or a redis:// URL "
+        "(key prefix: $QT_REDIS_PREFIX, default qt).",
+    ),
 ]
 AuditDir = Annotated[
     Path,
@@ -96,7 +102,7 @@ def _when(ts_ns: int) -> str:
 
 
 @contextmanager
-def _ess(state_db: Path, audit_dir: Path) -> Iterator[EmergencyStopSystem]:
+def _ess(state_db: str, audit_dir: Path) -> Iterator[EmergencyStopSystem]:
     clock = WallClock()
     # The audit log opens first: if it cannot be written, nothing is changed (fail closed).
     with open_audit_logger(audit_dir, clock, durability=Durability.FSYNC) as audit:
@@ -133,12 +139,12 @@ def _print_state(state: EssState) -> None:
 
 @ess_app.command("status")
 def status(
-    state_db: StateDb = DEFAULT_STATE_DB,
+    state_db: StateDb = DEFAULT_STATE,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show whether the emergency stop is latched, why, by whom and since when."""
     try:
-        if state_db.exists():
+        if state_exists(state_db):
             with open_state_stores(state_db) as stores:
                 state = stores.ess.load()
         else:  # a read never creates the database
@@ -156,7 +162,7 @@ def status(
 def trigger(
     actor: Actor,
     reason: Reason,
-    state_db: StateDb = DEFAULT_STATE_DB,
+    state_db: StateDb = DEFAULT_STATE,
     audit_dir: AuditDir = DEFAULT_AUDIT_DIR,
 ) -> None:
     """Latch the emergency stop and halt trading; the running engine flattens positions."""
@@ -192,7 +198,7 @@ def reset(
     resume: Annotated[
         ResumeState, typer.Option("--resume", help="Trading state after the reset.")
     ] = ResumeState.REDUCING,
-    state_db: StateDb = DEFAULT_STATE_DB,
+    state_db: StateDb = DEFAULT_STATE,
     audit_dir: AuditDir = DEFAULT_AUDIT_DIR,
 ) -> None:
     """Clear the emergency stop latch and resume trading (reducing by default)."""

@@ -32,10 +32,11 @@ from quantum_trader.domain.clock import NANOS_PER_SECOND, WallClock
 from quantum_trader.domain.errors import ConfigError, QuantumTraderError
 from quantum_trader.domain.policy import MODE_ORDER, ModeLimits, Policy, RiskMode, TradingState
 from quantum_trader.engine.audit import open_audit_logger
-from quantum_trader.engine.stores import DEFAULT_STATE_DB, open_state_stores
+from quantum_trader.engine.stores import DEFAULT_STATE_DB, open_state_stores, state_exists
 from quantum_trader.observability.audit.records import Durability
 from quantum_trader.risk.policy_service import LIMIT_FIELDS, PolicyService
 
+DEFAULT_STATE = str(DEFAULT_STATE_DB)
 DEFAULT_AUDIT_DIR = Path("runs/audit")
 
 policy_app = typer.Typer(
@@ -44,8 +45,13 @@ policy_app = typer.Typer(
 )
 
 StateDb = Annotated[
-    Path,
-    typer.Option("--state-db", envvar="QT_STATE_DB", help="The state database holding the policy."),
+    str,
+    typer.Option(
+        "--state-db",
+        envvar="QT_STATE_DB",
+        help="The SQLite state file holding the policy, or a redis:// URL "
+        "(key prefix: $QT_REDIS_PREFIX, default qt).",
+    ),
 ]
 AuditDir = Annotated[
     Path,
@@ -244,8 +250,8 @@ def _print_change(old: Policy, new: Policy) -> None:
 # ---------------------------------------------------------------- store access
 
 
-def _read(state_db: Path, read: Callable[[PolicyService], Any]) -> Any:
-    if not state_db.exists():
+def _read(state_db: str, read: Callable[[PolicyService], Any]) -> Any:
+    if not state_exists(state_db):
         # A read never creates the database: show what a new one would hold.
         err_console.print(
             f"note: no state database at {state_db} yet; showing the default policy",
@@ -268,7 +274,7 @@ class _DefaultOnly:
 
 
 @contextmanager
-def _writer(state_db: Path, audit_dir: Path) -> Iterator[PolicyService]:
+def _writer(state_db: str, audit_dir: Path) -> Iterator[PolicyService]:
     clock = WallClock()
     # The audit log opens first: if it cannot be written, nothing is changed (fail closed).
     with open_audit_logger(audit_dir, clock, durability=Durability.FSYNC) as audit:
@@ -277,7 +283,7 @@ def _writer(state_db: Path, audit_dir: Path) -> Iterator[PolicyService]:
 
 
 def _change(
-    state_db: Path,
+    state_db: str,
     audit_dir: Path,
     *,
     actor: str,
@@ -303,7 +309,7 @@ def _change(
 
 
 @policy_app.command("show")
-def show(state_db: StateDb = DEFAULT_STATE_DB, as_json: AsJson = False) -> None:
+def show(state_db: StateDb = DEFAULT_STATE, as_json: AsJson = False) -> None:
     """Show the active mode, trading state, allowed symbols and every mode's limits."""
     try:
         policy: Policy = _read(state_db, lambda service: service.current())
@@ -330,7 +336,7 @@ def set_policy(
     actor: Actor,
     reason: Reason,
     expected_version: ExpectedVersion = None,
-    state_db: StateDb = DEFAULT_STATE_DB,
+    state_db: StateDb = DEFAULT_STATE,
     audit_dir: AuditDir = DEFAULT_AUDIT_DIR,
 ) -> None:
     """Change policy settings; all are validated first, and nothing is written on an error."""
@@ -356,7 +362,7 @@ def set_mode(
     actor: Actor,
     reason: Reason,
     expected_version: ExpectedVersion = None,
-    state_db: StateDb = DEFAULT_STATE_DB,
+    state_db: StateDb = DEFAULT_STATE,
     audit_dir: AuditDir = DEFAULT_AUDIT_DIR,
 ) -> None:
     """Switch the active risk mode."""
@@ -378,7 +384,7 @@ def set_mode(
 @policy_app.command("history")
 def history(
     limit: Annotated[int, typer.Option(min=1, help="How many versions, newest first.")] = 20,
-    state_db: StateDb = DEFAULT_STATE_DB,
+    state_db: StateDb = DEFAULT_STATE,
     as_json: AsJson = False,
 ) -> None:
     """List the stored policy versions, newest first: who changed what, when and why."""

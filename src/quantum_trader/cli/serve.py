@@ -17,7 +17,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import typer
-from prometheus_client import make_wsgi_app
+from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from quantum_trader.cli.console import console, fail
 from quantum_trader.domain.errors import ConfigError
@@ -42,9 +42,14 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
         super().__init__((host, port), _QuietHandler)
 
 
-def metrics_wsgi_app(metrics: MetricsLogger) -> WSGIApplication:
-    """Return the WSGI app serving ``/metrics`` and ``/health`` (404 elsewhere)."""
-    prometheus_app = cast(WSGIApplication, make_wsgi_app(metrics.registry))
+def metrics_wsgi_app(metrics: MetricsLogger | CollectorRegistry) -> WSGIApplication:
+    """Return the WSGI app serving ``/metrics`` and ``/health`` (404 elsewhere).
+
+    ``metrics`` is a logger (its own registry is served) or a registry (e.g. one holding the
+    multiprocess collector of a run's processes).
+    """
+    registry = metrics if isinstance(metrics, CollectorRegistry) else metrics.registry
+    prometheus_app = cast(WSGIApplication, make_wsgi_app(registry))
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -87,7 +92,7 @@ class MetricsServer:
 
 
 def start_metrics_server(
-    metrics: MetricsLogger, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
+    metrics: MetricsLogger | CollectorRegistry, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
 ) -> MetricsServer:
     """Listen on ``host:port`` and serve in a daemon thread; port 0 picks a free port.
 

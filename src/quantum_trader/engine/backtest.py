@@ -157,7 +157,15 @@ class BacktestEngine:
             )
         if np.isinf(target).any():
             raise StrategyError(f"strategy {self.strategy.name!r} returned an infinite target")
-        return Signals(target, sig.unit)
+        confidence = sig.confidence
+        if confidence is not None:
+            confidence = np.asarray(confidence, dtype=np.float64)
+            if confidence.shape != target.shape:
+                raise StrategyError(
+                    f"strategy {self.strategy.name!r} returned {confidence.shape} confidences "
+                    f"for {len(sym.bars)} bars of {sym.name}"
+                )
+        return Signals(target, sig.unit, confidence, sig.model_version)
 
     # ----------------------------------------------------------------- run
     def run(self, progress: ProgressFn | None = None) -> BacktestResult:
@@ -192,6 +200,8 @@ class BacktestEngine:
         for sym in syms:
             sig = self._signals(sym)
             sym.unit = sig.unit
+            sym.confidence = sig.confidence
+            sym.model_version = sig.model_version
             eff = pd.Series(sig.target).ffill().fillna(0.0).to_numpy()
             change = np.flatnonzero(np.diff(eff, prepend=0.0) != 0.0)
             change = change[change < len(eff) - 1]  # the last bar has no next open to fill at
@@ -433,6 +443,7 @@ def _to_bars(data: SymbolData) -> Bars:
     c = data.candles
     if c.empty:
         raise DataError(f"{data.symbol}: no candles in {data.source or 'the data'}")
+    funding = data.funding if data.funding is not None and not data.funding.empty else None
     return Bars(
         symbol=data.symbol,
         ts=c["date"].to_numpy("datetime64[ns]").astype(np.int64),
@@ -441,6 +452,10 @@ def _to_bars(data: SymbolData) -> Bars:
         low=c["low"].to_numpy(np.float64),
         close=c["close"].to_numpy(np.float64),
         volume=c["volume"].to_numpy(np.float64),
+        funding_ts=funding["date"].to_numpy("datetime64[ns]").astype(np.int64)
+        if funding is not None
+        else None,
+        funding_rate=funding["rate"].to_numpy(np.float64) if funding is not None else None,
     )
 
 

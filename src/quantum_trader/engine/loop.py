@@ -23,6 +23,7 @@ from quantum_trader.domain.orders import Order, OrderSide, OrderType
 from quantum_trader.domain.trading import MarginMode
 from quantum_trader.engine.safety import BacktestSafety, account_view, intent_for
 from quantum_trader.engine.settings import ScheduledPolicyChange
+from quantum_trader.engine.targets import rebalance
 from quantum_trader.execution.sim.exchange import SimulatedExchange
 from quantum_trader.observability.audit.recorder import (
     closed_record,
@@ -108,6 +109,8 @@ class SymbolState:
     global_low: float
     global_high: float
     unit: TargetUnit = TargetUnit.EQUITY_FRACTION
+    confidence: npt.NDArray[np.float64] | None = None  # per own bar, from a model strategy
+    model_version: str | None = None
     table: RangeTable | None = None
     steps_u: list[int] = field(default_factory=list)
     steps_qty: list[float] = field(default_factory=list)
@@ -134,6 +137,19 @@ class Rejection:
     side: str
     quantity: float
     reason: str
+
+
+def _model_view(s: SymbolState, u: int) -> tuple[float, dict[str, object]]:
+    """The confidence of ``s``'s decision at union bar ``u`` and its audit metadata."""
+    if s.confidence is None:
+        return 1.0, {}
+    k = int(np.searchsorted(s.uidx, u))
+    value = float(s.confidence[k]) if k < len(s.confidence) else math.nan
+    confidence = value if math.isfinite(value) else 0.0
+    meta: dict[str, object] = {"confidence": confidence}
+    if s.model_version is not None:
+        meta["model_version"] = s.model_version
+    return confidence, meta
 
 
 class EventLoop:
@@ -393,8 +409,13 @@ class EventLoop:
             except AuditUnavailableError as exc:
                 self.halted = str(exc)
 
-    def _audit_decision(self, ts: int, order: Order, price: float, target: float) -> bool:
-        """Audit the decision to send ``order``; False (and halt) if the audit log failed."""
+    def _audit_decision(
+        self, ts: int, order: Order, price: float, target: float, model: dict[str, object]
+    ) -> bool:
+        """Audit the decision to send ``order``; False (and halt) if the audit log failed.
+
+        ``model`` adds the model version and confidence of a model-driven decision.
+        """
         if self.audit is None:
             return True
         record = decision_record(
@@ -405,7 +426,7 @@ class EventLoop:
             order.quantity,
             price,
             "",
-            {"target": target, "client_order_id": order.client_order_id},
+            {"target": target, "client_order_id": order.client_order_id, **model},
         )
         try:
             self.audit.append_many((record,))
@@ -569,19 +590,19 @@ class EventLoop:
         for s, raw_target in decisions:
             target = raw_target * scale
             price = marks[s.name]
-            want = target if s.unit is TargetUnit.QUANTITY else target * equity / price
-            want = math.copysign(s.inst.round_qty_down(want), want) if want else 0.0
+            confidence, model = _model_view(s, u)
             held = acct.positions[s.name].quantity
-            delta = want - held
-            if abs(delta) < s.inst.lot_size * 0.5:
-                if want == 0.0 and target != 0.0:
+            move = rebalance(target, s.unit, equity, price, held, s.inst)
+            delta = move.quantity
+            if delta == 0.0:
+                if move.below_lot:
                     self._reject(ts, s.name, OrderSide.of(target).value, 0.0, "below_lot_size")
                 continue
             if self.halted is not None:
                 self._reject(ts, s.name, OrderSide.of(delta).value, abs(delta), "audit_unavailable")
                 continue
-            qty = s.inst.round_qty_down(delta)
-            reduce_only = want == 0.0 or (want * held > 0 and abs(want) < abs(held))
+            qty = abs(delta)
+            reduce_only = move.reduce_only
             if safety is not None and view is not None:
                 intent = intent_for(
                     s.name,
@@ -591,6 +612,7 @@ class EventLoop:
                     leverage=self.leverage,
                     stop_loss=self.stop_loss,
                     strategy=self.actor,
+                    confidence=confidence,
                 )
                 if not safety.check(intent, view).approved:
                     continue
@@ -609,7 +631,7 @@ class EventLoop:
                 reduce_only=reduce_only,
                 tag=self.engine.strategy.name,
             )
-            if not self._audit_decision(ts, order, price, target):
+            if not self._audit_decision(ts, order, price, target, model):
                 self._reject(ts, s.name, order.side.value, qty, "audit_unavailable")
                 continue
             self.exchange.submit(order, marks)

@@ -276,8 +276,12 @@ def intent_for(
     stop_loss: float | None,
     strategy: str,
     emergency: bool = False,
+    confidence: float = 1.0,
 ) -> OrderIntent:
-    """The intent for an order of ``signed_qty`` (a protective stop sets its stop price)."""
+    """The intent for an order of ``signed_qty`` (a protective stop sets its stop price).
+
+    ``confidence`` is the model's confidence in the decision (1.0 for rule-based strategies).
+    """
     side = OrderSide.BUY if signed_qty > 0 else OrderSide.SELL
     stop = None
     if stop_loss is not None:
@@ -289,7 +293,7 @@ def intent_for(
         price=price,
         ts_ns=ts_ns,
         leverage=leverage,
-        confidence=1.0,
+        confidence=confidence,
         stop_price=stop,
         emergency=emergency,
         strategy=strategy,

@@ -187,6 +187,96 @@ class RiskSettings(BaseModel):
         )
 
 
+class RunSettings(BaseModel):
+    """A paper run across processes (``qtrader run``): a supervisor, workers, the metrics endpoint.
+
+    Every worker trades its own symbols on replayed market data against its own simulated venue
+    (its own wallet of ``cash``); all of them share the policy, the ESS latch, the trade records
+    and the event bus in ``state`` (a Redis URL; a SQLite file works for one machine, without
+    the bus).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data: Path | None = Field(
+        default=None,
+        description="Folder or file of market data to replay; omitted: the synthetic market.",
+    )
+    timeframe: str = Field(default="1m", description="Bar size of the data.")
+    workers: tuple[tuple[str, ...], ...] = Field(
+        default=(("BTCUSDT",), ("ETHUSDT",)),
+        min_length=1,
+        description="The symbols of each worker, e.g. [[\"BTCUSDT\", \"ETHUSDT\"], [\"SOLUSDT\"]].",
+    )
+    strategy: str = Field(default="sma_cross", description="Strategy name.")
+    params: dict[str, ParamValue] = Field(default_factory=dict, description="Strategy parameters.")
+    start: datetime | None = Field(default=None, description="First bar to replay (UTC).")
+    end: datetime | None = Field(default=None, description="Replay bars before this time (UTC).")
+    speed: float = Field(
+        default=60.0,
+        ge=0,
+        description="Replay speed as a multiple of real time (60: one 1m bar per second); "
+        "0: as fast as the workers can.",
+    )
+    cash: float = Field(default=10_000.0, gt=0, description="Starting wallet of each worker.")
+    leverage: float = Field(default=10.0, ge=1, le=125, description="Leverage of every position.")
+    margin_mode: MarginMode = Field(default=MarginMode.CROSS, description="cross or isolated.")
+    fee_maker: float = Field(default=0.0002, ge=-0.01, le=0.01, description="Maker fee rate.")
+    fee_taker: float = Field(default=0.0004, ge=-0.01, le=0.01, description="Taker fee rate.")
+    slippage_bps: float = Field(default=0.0, ge=0, le=1000, description="Taker slippage, bps.")
+    synthetic_bars: int = Field(default=43_200, ge=100, le=5_000_000)
+    synthetic_seed: int = Field(default=7)
+    state: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Where the shared state lives: a redis:// URL, or a SQLite file path.",
+    )
+    redis_prefix: str = Field(default="qt", description="Key prefix (hash tag) in Redis.")
+    folder: Path = Field(
+        default=Path("runs/paper"),
+        description="Each worker's venue journal and event spool, and the audit trail.",
+    )
+    metrics_port: int = Field(
+        default=9108, ge=0, le=65535, description="Port of /metrics (0: any free port)."
+    )
+    supervisor_interval_secs: float = Field(
+        default=1.0, gt=0, description="Seconds between supervisor cycles."
+    )
+    worker_stale_secs: float = Field(
+        default=10.0, gt=0, description="A worker silent this long counts as failed."
+    )
+    max_restarts: int = Field(
+        default=5, ge=0, description="Restarts of a crashed worker before the run gives up."
+    )
+    durable: bool = Field(
+        default=True, description="fsync every venue commit (False: crash-safe, not power-safe)."
+    )
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _normalise_workers(cls, v: Any) -> Any:
+        if isinstance(v, list | tuple):
+            out = []
+            for group in v:
+                names = group.split(",") if isinstance(group, str) else group
+                out.append(tuple(str(s).strip().upper() for s in names))
+            flat = [s for g in out for s in g]
+            if any(not s for s in flat) or any(not g for g in out):
+                raise ValueError("every worker needs at least one symbol, and no empty names")
+            if len(set(flat)) != len(flat):
+                raise ValueError("a symbol is given to two workers")
+            return tuple(out)
+        return v
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """Every symbol of the run, in worker order."""
+        return tuple(s for group in self.workers for s in group)
+
+    def worker_id(self, index: int) -> str:
+        """The name of worker ``index`` (``w0``, ``w1``, ...)."""
+        return f"w{index}"
+
+
 class QtConfig(BaseModel):
     """The whole configuration file."""
 
@@ -194,6 +284,7 @@ class QtConfig(BaseModel):
 
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
+    run: RunSettings = Field(default_factory=RunSettings)
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from typing import Any, Final, Protocol
 
 from quantum_trader.domain.errors import ConfigError, ConflictError
 from quantum_trader.domain.orders import OrderSide
-from quantum_trader.domain.trading import TradeStatus
+from quantum_trader.domain.trading import Trade, TradeStatus
 
 MetadataValue = str | float | int | bool
 """What a trade's metadata may hold: flat JSON scalars, never None, NaN or nested values."""
@@ -201,6 +201,40 @@ class TradeRecord:
 
 
 _FIELD_NAMES: Final = frozenset(f.name for f in fields(TradeRecord))
+
+
+def record_of(
+    trade: Trade,
+    *,
+    trade_id: str | None = None,
+    updated_ts_ns: int = 0,
+    metadata: Mapping[str, MetadataValue] | None = None,
+) -> TradeRecord:
+    """The record of an accounting ``Trade`` (stored under ``trade_id``, its own id if None).
+
+    An open trade has no exit; a closed one keeps its exit price and time. ``metadata`` is
+    added to the trade's own.
+    """
+    done = trade.status is not TradeStatus.OPEN
+    return TradeRecord(
+        trade_id=trade.trade_id if trade_id is None else trade_id,
+        symbol=trade.symbol,
+        side=trade.side,
+        quantity=trade.quantity,
+        entry_price=trade.entry_price,
+        entry_ts_ns=trade.entry_ts,
+        exit_price=trade.exit_price if done else None,
+        exit_ts_ns=trade.exit_ts if done else None,
+        status=trade.status,
+        realized_pnl=trade.realized_pnl,
+        fees=trade.fees,
+        funding=trade.funding,
+        client_order_ids=tuple(trade.client_order_ids),
+        strategy=trade.strategy,
+        model_version=trade.model_version,
+        metadata={**trade.metadata, **(metadata or {})},
+        updated_ts_ns=updated_ts_ns,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

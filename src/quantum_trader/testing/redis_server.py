@@ -5,7 +5,7 @@ folder, no persistence (``--save "" --appendonly no``), bound to 127.0.0.1. Star
 the server answers PING, polling a bounded number of times; between tries it waits on the
 child process itself, so a server that dies at start-up is reported at once with its log.
 ``stop`` and ``start`` stop and restart the same server on the same port, for fault tests
-(the data is gone after a restart: nothing is persisted).
+(the data is gone after a restart, unless ``appendonly=True`` keeps an append-only file).
 
 Use it as a context manager::
 
@@ -61,6 +61,7 @@ class RedisServer:
         ping_tries: int = 500,
         poll_secs: float = 0.01,
         stop_timeout_secs: float = 5.0,
+        appendonly: bool = False,
     ) -> None:
         """Prepare a server (nothing runs until ``start``).
 
@@ -71,6 +72,8 @@ class RedisServer:
             poll_secs: How long each try waits for the process between PINGs (and the
                 socket timeout of each PING).
             stop_timeout_secs: How long ``stop`` waits after SIGTERM before SIGKILL.
+            appendonly: Keep an append-only file (fsync on every write) in the server's folder,
+                so a restart keeps the data, as a production server should.
 
         Raises:
             RedisServerNotFoundError: ``executable`` is not on PATH.
@@ -90,6 +93,7 @@ class RedisServer:
         self._folder: tempfile.TemporaryDirectory[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._started_once = False
+        self._appendonly = appendonly
 
     @property
     def url(self) -> str:
@@ -189,7 +193,9 @@ class RedisServer:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if self._appendonly else "no",
+            "--appendfsync",
+            "always",
             "--dir",
             str(folder),
             "--daemonize",

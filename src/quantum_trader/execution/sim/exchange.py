@@ -132,6 +132,34 @@ class SimulatedExchange:
         """Resting limit and stop orders for ``symbol``."""
         return list(self._resting[symbol])
 
+    def book_of(self, order: Order) -> str:
+        """Where an open order waits: ``"awaiting"`` (the next open), ``"resting"``, or ``""``."""
+        if order in self._awaiting_open[order.symbol]:
+            return "awaiting"
+        if order in self._resting[order.symbol]:
+            return "resting"
+        return ""
+
+    def restore(self, order: Order, book: str) -> None:
+        """Put back an order that was open when its state was saved (a paper venue restarting).
+
+        ``book`` is what ``book_of`` said then: ``"awaiting"`` or ``"resting"``; an order that is
+        not open is only remembered (its id stays taken).
+        """
+        self.orders[order.client_order_id] = order
+        if not order.status.is_open:
+            return
+        if book == "awaiting":
+            self._awaiting_open[order.symbol].append(order)
+            self._awaiting_symbols.add(order.symbol)
+        elif book == "resting":
+            self._resting[order.symbol].append(order)
+        else:
+            raise InvalidOrderError(
+                f"order {order.client_order_id}: cannot restore an open order to book {book!r}",
+                reason="restore",
+            )
+
     # ----------------------------------------------------------------- matching
     def on_open(self, symbol: str, price: float, ts_ns: int, marks: Mapping[str, float]) -> None:
         """Meet the orders waiting for this bar's open at ``price``."""

@@ -54,13 +54,14 @@ from quantum_trader.stores.redis.connection import (
     connect,
 )
 from quantum_trader.stores.redis.equity_marks import RedisEquityMarksStore
-from quantum_trader.stores.redis.ess import RedisEssStateStore
+from quantum_trader.stores.redis.ess import LatchWatcher, RedisEssStateStore
 from quantum_trader.stores.redis.policy import RedisPolicyStore
 from quantum_trader.stores.redis.trades import RedisTradeKeys, RedisTradeStateStore
 
 __all__ = [
     "DEFAULT_PREFIX",
     "DEFAULT_TIMEOUT_SECS",
+    "LatchWatcher",
     "RedisEquityMarksStore",
     "RedisEssStateStore",
     "RedisKeys",

@@ -111,6 +111,11 @@ class RedisKeys:
         return f"{self.hash_tag}:ess:state"
 
     @property
+    def ess_channel(self) -> str:
+        """Pub/sub channel on which every write of the ESS latch is broadcast."""
+        return f"{self.hash_tag}:ess:changed"
+
+    @property
     def equity_marks(self) -> str:
         """String holding the equity marks as a JSON object."""
         return f"{self.hash_tag}:equity:marks"

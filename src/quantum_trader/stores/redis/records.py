@@ -67,8 +67,12 @@ class JsonRecord(Generic[_R]):
             raw = self._client.get(self.key)
         return None if raw is None else self._decode(raw)
 
-    def save(self, record: _R) -> None:
-        """Replace the stored record with ``record`` in one SET."""
+    def save(self, record: _R, *, notify: str | None = None) -> None:
+        """Replace the stored record with ``record`` in one SET.
+
+        With ``notify`` (a pub/sub channel) the same document is published there in the same
+        MULTI/EXEC transaction, so a subscriber never hears of a write that did not happen.
+        """
         if not isinstance(record, self._kind):
             raise IntegrityError(f"refusing to store {self._name}: got {type(record).__name__}")
         values: dict[str, Any] = {}
@@ -81,7 +85,17 @@ class JsonRecord(Generic[_R]):
             values[name] = float(value) if kind is float else value
         document = json.dumps(values, allow_nan=False)
         with translating(self._what):
-            self._client.set(self.key, document)
+            if notify is None:
+                self._client.set(self.key, document)
+            else:
+                pipe = self._client.pipeline(transaction=True)
+                pipe.set(self.key, document)
+                pipe.publish(notify, document)
+                pipe.execute()
+
+    def decode(self, raw: bytes | str) -> _R:
+        """The record a stored (or published) document holds; IntegrityError if it is not one."""
+        return self._decode(raw)
 
     def _decode(self, raw: Any) -> _R:
         try:

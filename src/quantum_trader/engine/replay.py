@@ -1,0 +1,161 @@
+"""ReplayFeed: recorded candles (and funding) of several symbols, served one market time at a time.
+
+A paper worker on replayed data meets the market exactly as a live one would, one bar at a
+time: ``bars_at(i)`` is what the venue sees at time ``times[i]`` (each symbol that has a bar
+then), ``funding_at(i)`` the funding settlements that fall in that bar (rate and mark price, the
+mark from the mark data when there is one, else the bar's open), and ``window(symbol, i, n)``
+the last ``n`` bars up to and including ``i`` — all a strategy may look at when it decides at
+bar ``i``'s close. Funding at time T belongs to the bar whose open is the last one at or before
+T, as in the backtest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from quantum_trader.data.market import SymbolData
+from quantum_trader.data.timeframes import parse_timeframe
+from quantum_trader.domain.errors import ConfigError, DataError
+from quantum_trader.domain.instruments import Instrument, resolve_instrument
+from quantum_trader.execution.paper import Bar
+from quantum_trader.strategies.base import Bars
+
+_MARK_TOLERANCE_NS = 60_000_000_000  # funding stamps run a few ms past the mark's minute
+
+
+@dataclass(frozen=True, slots=True)
+class _Series:
+    bars: Bars
+    index_of: dict[int, int]  # market time -> row
+    funding: dict[int, tuple[float, float]]  # market time of the bar -> (rate, mark)
+
+
+class ReplayFeed:
+    """Several symbols' recorded bars on one timeline.
+
+    Attributes:
+        times: Every market time (bar open, ns) at which some symbol has a bar, ascending.
+        timeframe: The bar size, e.g. ``1m``.
+        tf_ns: The bar size in nanoseconds.
+    """
+
+    def __init__(
+        self,
+        market: Mapping[str, SymbolData],
+        symbols: Sequence[str],
+        timeframe: str,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+    ) -> None:
+        """Serve ``symbols`` of ``market`` between ``start_ns`` and ``end_ns`` (bar open times).
+
+        Raises ConfigError for a symbol the market lacks, DataError when no bar is left.
+        """
+        missing = [s for s in symbols if s not in market]
+        if missing:
+            raise ConfigError(f"replay: no market data for {', '.join(missing)}")
+        self.timeframe = timeframe
+        self.tf_ns = parse_timeframe(timeframe)
+        self.symbols = tuple(symbols)
+        self._series: dict[str, _Series] = {}
+        for symbol in symbols:
+            self._series[symbol] = self._prepare(market[symbol], start_ns, end_ns)
+        stamps = [s.bars.ts for s in self._series.values() if len(s.bars)]
+        if not stamps:
+            raise DataError(f"replay: no bars for {', '.join(symbols)} in the chosen window")
+        self.times: npt.NDArray[np.int64] = np.unique(np.concatenate(stamps))
+
+    def _prepare(self, data: SymbolData, start_ns: int | None, end_ns: int | None) -> _Series:
+        c = data.candles
+        ts = c["date"].to_numpy("datetime64[ns]").astype(np.int64)
+        keep = np.ones(len(ts), dtype=bool)
+        if start_ns is not None:
+            keep &= ts >= start_ns
+        if end_ns is not None:
+            keep &= ts < end_ns
+        bars = Bars(
+            symbol=data.symbol,
+            ts=ts[keep],
+            open=c["open"].to_numpy(np.float64)[keep],
+            high=c["high"].to_numpy(np.float64)[keep],
+            low=c["low"].to_numpy(np.float64)[keep],
+            close=c["close"].to_numpy(np.float64)[keep],
+            volume=c["volume"].to_numpy(np.float64)[keep],
+        )
+        index_of = {int(t): i for i, t in enumerate(bars.ts.tolist())}
+        return _Series(bars, index_of, self._funding(data, bars))
+
+    def _funding(self, data: SymbolData, bars: Bars) -> dict[int, tuple[float, float]]:
+        if data.funding is None or data.funding.empty or not len(bars):
+            return {}
+        f_ts = data.funding["date"].to_numpy("datetime64[ns]").astype(np.int64)
+        rates = data.funding["rate"].to_numpy(np.float64)
+        own = np.searchsorted(bars.ts, f_ts, side="right") - 1
+        marks: dict[int, float] = {}
+        if data.mark is not None and not data.mark.empty:
+            m_ts = data.mark["date"].to_numpy("datetime64[ns]").astype(np.int64)
+            m_px = data.mark["mark"].to_numpy(np.float64)
+            j = np.searchsorted(m_ts, f_ts, side="right") - 1
+            for i, jj in enumerate(j.tolist()):
+                if jj >= 0 and f_ts[i] - m_ts[jj] < _MARK_TOLERANCE_NS:
+                    marks[i] = float(m_px[jj])
+        out: dict[int, tuple[float, float]] = {}
+        for i, k in enumerate(own.tolist()):
+            if k < 0 or f_ts[i] >= bars.ts[k] + self.tf_ns or math.isnan(rates[i]):
+                continue
+            out[int(bars.ts[k])] = (float(rates[i]), marks.get(i, float(bars.open[k])))
+        return out
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def instruments(self) -> dict[str, Instrument]:
+        """Each symbol's instrument (Binance's filters; a generic grid from its first close)."""
+        out: dict[str, Instrument] = {}
+        for symbol, s in self._series.items():
+            first = float(s.bars.close[0]) if len(s.bars) else 1.0
+            out[symbol] = resolve_instrument(symbol, first)
+        return out
+
+    def bars_at(self, i: int) -> dict[str, Bar]:
+        """Each symbol's bar at market time ``times[i]`` (symbols without one are left out)."""
+        t = int(self.times[i])
+        out: dict[str, Bar] = {}
+        for symbol, s in self._series.items():
+            k = s.index_of.get(t)
+            if k is not None:
+                b = s.bars
+                out[symbol] = Bar(
+                    float(b.open[k]), float(b.high[k]), float(b.low[k]), float(b.close[k])
+                )
+        return out
+
+    def funding_at(self, i: int) -> dict[str, tuple[float, float]]:
+        """Funding settling within the bar at ``times[i]``: symbol -> (rate, mark price)."""
+        t = int(self.times[i])
+        return {sym: s.funding[t] for sym, s in self._series.items() if t in s.funding}
+
+    def window(self, symbol: str, i: int, n: int) -> Bars:
+        """The last ``n`` bars of ``symbol`` at or before ``times[i]`` (fewer at the start)."""
+        b = self._series[symbol].bars
+        end = int(np.searchsorted(b.ts, self.times[i], side="right"))
+        start = max(0, end - n)
+        return Bars(
+            b.symbol,
+            b.ts[start:end],
+            b.open[start:end],
+            b.high[start:end],
+            b.low[start:end],
+            b.close[start:end],
+            b.volume[start:end],
+        )
+
+    def index_after(self, ts_ns: int) -> int:
+        """The index of the first market time after ``ts_ns`` (``len`` when none is left)."""
+        return int(np.searchsorted(self.times, ts_ns, side="right"))

@@ -1,0 +1,610 @@
+"""TradingWorker: one paper-trading process's path, from a bar to an order and back to the stores.
+
+A worker trades a subset of symbols on a replayed feed against its ``PaperVenue`` and shares
+the policy, the ESS latch and the trade records with every other process (Redis in a
+multi-process run). Per market time, in this order:
+
+1. the venue meets the bar (fills, funding, liquidation) and commits;
+2. the fills go on the bus (topic ``fills``) and the trades they touched to the trade store;
+3. if the ESS latch is set, the worker enforces it once per activation (cancel, flatten its own
+   positions with reduce-only orders) and decides nothing;
+4. otherwise, at the bar's close, the strategy's target for each symbol becomes an order
+   (``engine.targets.rebalance``, the backtest's own rule), which must pass the RiskGuard and a
+   fresh read of the latch before it reaches the venue;
+5. a ``worker.status`` event carries equity and positions to the supervisor.
+
+**Never an order twice.** A decision's client order id is derived from what was decided
+(``<worker>-<symbol>-<close time in ms>``; an ESS close ``<worker>-ess-<symbol>-<ms>``), and the
+venue is asked for it before anything is sent. A worker killed at any point and restarted
+recomputes the same decisions from the same bars and finds them already sent.
+
+**Restart recovery** (``recover``): the venue rebuilds itself from its journal (it is the
+truth); the stored trades are reconciled with the trades the venue's fills make — a missing
+or different record is written, a stored open trade the venue does not know is closed — and
+every discrepancy is audited (``system.state_changed``, component ``reconcile``); fills the
+venue made but the bus never got are published again (ids are derived from the fill, so a
+consumer drops any it already has); a set latch is enforced; the policy is re-read. Then the
+worker re-runs the decision at the last bar the venue processed (found already sent, or sent
+now if the crash came before it) and goes on with the next bar.
+
+**Stores down.** If the policy or the latch cannot be read, the worker sends no new order that
+step (fail closed) but does not flatten: an unreadable latch is not a trigger. Trade records
+that cannot be written stay queued and are written at the next step that can; events go to the
+publisher, which spools them to disk while the broker is down.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from quantum_trader.bus.events import Event, EventFactory
+from quantum_trader.bus.ports import EventPublisher
+from quantum_trader.domain.clock import Clock
+from quantum_trader.domain.errors import QuantumTraderError, TransientError
+from quantum_trader.domain.orders import Order, OrderSide, OrderStatus, OrderType
+from quantum_trader.domain.trading import Fill, TradeStatus
+from quantum_trader.engine.replay import ReplayFeed
+from quantum_trader.engine.safety import intent_for
+from quantum_trader.engine.stores import StateStores
+from quantum_trader.engine.targets import rebalance
+from quantum_trader.execution.paper import PaperVenue
+from quantum_trader.observability.audit.recorder import AuditRecorder
+from quantum_trader.observability.metrics.recorder import MetricsRecorder
+from quantum_trader.risk.drawdown import utc_day
+from quantum_trader.risk.ess import EmergencyStopSystem, ExecutionErrorsEvaluator
+from quantum_trader.risk.guard import AccountView, OrderIntent, RiskDecision, RiskGuard
+from quantum_trader.risk.policy_service import PolicyService
+from quantum_trader.stores.trades import TradeRecord, record_of
+from quantum_trader.strategies.base import Strategy
+
+FILLS_TOPIC = "fills"
+ORDERS_TOPIC = "orders"
+STATUS_TOPIC = "worker.status"
+_PUBLISHED_NOTE = "published_fills"
+_NS_PER_MS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """What one worker trades and how.
+
+    Attributes:
+        worker_id: Unique name of the worker (letters, digits, ``_``); prefixes its ids.
+        leverage: Leverage of its orders (the RiskGuard checks it against the policy).
+        window_bars: Bars the strategy sees at each decision (0: twice its warm-up, + 2).
+        speed: Replay speed as a multiple of real time (60: a 1m bar per second); 0 replays
+            as fast as the worker can.
+    """
+
+    worker_id: str
+    leverage: float = 10.0
+    window_bars: int = 0
+    speed: float = 0.0
+
+
+@dataclass(slots=True)
+class RecoveryReport:
+    """What ``recover`` found and did.
+
+    Attributes:
+        resume_index: The feed index of the first bar to process after the re-run decision.
+        open_trades: Open trades after reconciliation.
+        open_orders: Orders open at the venue.
+        discrepancies: One line per difference between the store and the venue, fixed.
+        republished_fills: Fills published again (the bus may not have had them).
+        latched: The ESS latch was set at start-up (and was enforced).
+    """
+
+    resume_index: int = 0
+    open_trades: int = 0
+    open_orders: int = 0
+    discrepancies: list[str] = field(default_factory=list)
+    republished_fills: int = 0
+    latched: bool = False
+
+
+class TradingWorker:
+    """One worker's trading path on a replayed feed; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        feed: ReplayFeed,
+        strategy: Strategy,
+        venue: PaperVenue,
+        stores: StateStores,
+        publisher: EventPublisher,
+        clock: Clock,
+        *,
+        audit: AuditRecorder | None = None,
+        metrics: MetricsRecorder | None = None,
+        max_execution_errors: int = 10,
+        error_window_secs: float = 60.0,
+        on_step: Callable[[int], None] | None = None,
+    ) -> None:
+        """Wire the worker; nothing is read or sent until ``recover``.
+
+        ``clock`` is the wall clock (audit, policy and latch stamps); market time comes from
+        the feed. ``on_step`` is called after each market time with its index (tests, pacing).
+        """
+        self.settings = settings
+        self.wid = settings.worker_id
+        self.feed = feed
+        self.strategy = strategy
+        self.venue = venue
+        self.stores = stores
+        self.publisher = publisher
+        self.clock = clock
+        self.audit = audit
+        self.metrics = metrics
+        self.on_step = on_step
+        self.policy = PolicyService(stores.policy, clock, audit, metrics)
+        self.guard = RiskGuard(self.policy.current, on_denied=self._denied)
+        self.errors = ExecutionErrorsEvaluator(max_execution_errors, error_window_secs)
+        self.ess = EmergencyStopSystem(
+            stores.ess, self.policy, self, clock, audit, metrics, evaluators=[self.errors]
+        )
+        self.window = settings.window_bars or 2 * strategy.warmup_bars + 2
+        self.halt = threading.Event()
+        """Set when a latch broadcast arrives: no new order from then on (cleared on reset)."""
+        self.stop = threading.Event()
+        """Set to make ``run`` return after the current step."""
+        self._events = EventFactory(clock, self.wid)
+        self._fill_bits = hashlib.blake2b(self.wid.encode(), digest_size=4).hexdigest()
+        self._pending: dict[str, TradeRecord] = {}
+        self._synced_closed = 0
+        self._enforced_activation = -1
+        self._market_ts = 0
+        self._day = ""
+        self._day_start = 0.0
+        self.duplicates_prevented = 0
+        self.orders_sent = 0
+        self.denials: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def recover(self) -> RecoveryReport:
+        """Reconcile the stores with the venue and find where to resume (module docstring)."""
+        report = RecoveryReport()
+        self._reconcile_trades(report)
+        self._synced_closed = len(self.venue.account.closed_trades)
+        report.republished_fills = self._publish_fills()
+        report.open_orders = len(self.venue.open_orders())
+        self._market_ts = self.venue.last_ts
+        try:
+            self.policy.refresh()
+            state = self.stores.ess.load()
+        except TransientError as exc:
+            report.discrepancies.append(f"stores unreachable at start-up: {exc}")
+        else:
+            if state.active:
+                report.latched = True
+                self._enforce(state.activations)
+        if self.venue.last_ts:
+            # Re-run the decision at the last bar the venue met: sent already, or sent now.
+            last = self.feed.index_after(self.venue.last_ts) - 1
+            if last >= 0 and int(self.feed.times[last]) == self.venue.last_ts:
+                self._decide(last)
+            report.resume_index = last + 1
+        if self.audit is not None:
+            self.audit.system_state_changed(
+                actor=self.wid,
+                component="worker",
+                old="stopped",
+                new="ready",
+                reason="recovered" if self.venue.last_ts else "started",
+                metadata={
+                    "resume_market_ts": self.venue.last_ts,
+                    "open_trades": report.open_trades,
+                    "open_orders": report.open_orders,
+                    "discrepancies": len(report.discrepancies),
+                    "republished_fills": report.republished_fills,
+                    "latched": report.latched,
+                },
+            )
+        return report
+
+    def run(self, start_index: int | None = None, *, wait: Callable[[float], object]) -> int:
+        """Recover (unless ``start_index`` is given), then step through the feed.
+
+        ``wait(seconds)`` paces the replay (``threading.Event.wait`` of ``stop`` in a real
+        run, so a stop request cuts a pause short). Returns the index of the next bar not
+        processed (``len(feed)`` when the replay finished).
+        """
+        i = self.recover().resume_index if start_index is None else start_index
+        pause = self.feed.tf_ns / 1e9 / self.settings.speed if self.settings.speed > 0 else 0.0
+        while i < len(self.feed) and not self.stop.is_set():
+            self.step(i)
+            i += 1
+            if pause:
+                wait(pause)
+        self._flush_trades()
+        self._drain()
+        return i
+
+    # ------------------------------------------------------------------ one market time
+    def step(self, i: int) -> None:
+        """Process the market at ``feed.times[i]``: venue, fills, stores, latch, decisions."""
+        ts = int(self.feed.times[i])
+        self._market_ts = ts
+        fills = self.venue.advance(ts, self.feed.bars_at(i), self.feed.funding_at(i))
+        for fill in fills:
+            if self.audit is not None:
+                self._audit_fill(fill)
+        self._publish_fills()
+        self._sync_trades()
+        self._track_day(ts)
+        latched, activation = self._latch()
+        if latched:
+            if activation is not None:
+                self._enforce(activation)
+        elif activation is not None:  # the latch is readable and clear
+            self.halt.clear()
+            self._decide(i)
+        self._drain()
+        self._publish_status(ts)
+        if self.on_step is not None:
+            self.on_step(i)
+
+    def _latch(self) -> tuple[bool, int | None]:
+        """(latched, activation number); activation is None when the latch cannot be read."""
+        try:
+            state = self.stores.ess.load()
+        except QuantumTraderError:
+            return True, None  # cannot tell: send nothing, flatten nothing
+        if state.active:
+            return True, state.activations
+        if self.halt.is_set() and self._enforced_activation < state.activations:
+            # The broadcast came before the store showed it: wait for the store.
+            return True, None
+        return False, state.activations
+
+    def _enforce(self, activation: int) -> None:
+        self.halt.set()
+        if activation == self._enforced_activation:
+            return
+        self._enforced_activation = activation
+        self.ess.enforce(actor=self.wid)
+
+    # ------------------------------------------------------------------ decisions
+    def _decide(self, i: int) -> None:
+        if i >= len(self.feed) - 1:
+            return  # the last bar has no next open to fill at (as in the backtest)
+        ts_close = int(self.feed.times[i]) + self.feed.tf_ns
+        try:
+            self.policy.refresh()
+        except QuantumTraderError:
+            return  # fail closed: no policy, no orders
+        scale = self.policy.current().active_limits.size_scale
+        equity = self.venue.equity()
+        marks = dict(self.venue.marks)
+        positions = self.venue.positions()
+        mark_ts = {s: self._market_ts for s in marks}
+        view = AccountView(equity, self._day_start or equity, positions, marks, mark_ts)
+        for symbol in self.feed.symbols:
+            if symbol not in marks:
+                continue
+            signals = self.strategy.signals(self.feed.window(symbol, i, self.window))
+            target = _changed_target(signals.target)
+            if target is None:
+                continue
+            inst = self.venue.account.instruments[symbol]
+            held = self.venue.account.positions[symbol].quantity
+            move = rebalance(target * scale, signals.unit, equity, marks[symbol], held, inst)
+            if move.quantity == 0.0:
+                continue
+            cid = f"{self.wid}-{symbol}-{ts_close // _NS_PER_MS}"
+            if self.venue.has_order(cid):
+                self.duplicates_prevented += 1
+                continue
+            intent = intent_for(
+                symbol,
+                move.quantity,
+                marks[symbol],
+                ts_close,
+                leverage=self.settings.leverage,
+                stop_loss=None,
+                strategy=self.strategy.name,
+            )
+            if not self.guard.check(intent, view).approved:
+                continue
+            if self.halt.is_set() or self.ess.is_active():
+                return  # the latch was set while deciding: not one more order
+            order = Order(
+                client_order_id=cid,
+                symbol=symbol,
+                side=OrderSide.of(move.quantity),
+                type=OrderType.MARKET,
+                quantity=abs(move.quantity),
+                ts_init=ts_close,
+                reduce_only=move.reduce_only,
+                tag=self.strategy.name,
+            )
+            self._send(order, marks[symbol], target)
+
+    def _send(self, order: Order, price: float, target: float) -> None:
+        if self.audit is not None:
+            self.audit.trade_decision(
+                actor=self.wid,
+                symbol=order.symbol,
+                side=order.side.value,
+                quantity=order.quantity,
+                price=price,
+                reason=self.strategy.name,
+                metadata={
+                    "client_order_id": order.client_order_id,
+                    "target": target,
+                    "market_ts": order.ts_init,
+                    "reduce_only": order.reduce_only,
+                },
+            )
+        self.venue.submit(order)
+        self.orders_sent += 1
+        payload: dict[str, Any] = {
+            "worker": self.wid,
+            "client_order_id": order.client_order_id,
+            "symbol": order.symbol,
+            "side": order.side.value,
+            "quantity": order.quantity,
+            "reduce_only": order.reduce_only,
+            "status": order.status.value,
+            "reason": order.reject_reason,
+            "market_ts": order.ts_init,
+        }
+        self._publish(self._events.create(ORDERS_TOPIC, payload))
+        if order.status is OrderStatus.REJECTED:
+            self.errors.record_reject(order.ts_init)
+            if self.audit is not None:
+                self.audit.trade_executed(
+                    actor=self.wid,
+                    symbol=order.symbol,
+                    side=order.side.value,
+                    quantity=order.quantity,
+                    price=price,
+                    fee=0.0,
+                    client_order_id=order.client_order_id,
+                    outcome="rejected",
+                    reason=order.reject_reason,
+                )
+
+    def _denied(self, intent: OrderIntent, decision: RiskDecision) -> None:
+        reason = decision.reason.value
+        self.denials[reason] = self.denials.get(reason, 0) + 1
+        if self.audit is not None:
+            self.audit.risk_blocked(
+                actor=self.wid,
+                symbol=intent.symbol,
+                reason_code=reason,
+                detail=decision.detail,
+                metadata={"market_ts": intent.ts_ns, "quantity": intent.quantity},
+            )
+        if self.metrics is not None:
+            self.metrics.record_risk_denial(reason)
+
+    # ------------------------------------------------------------------ FlattenExecutor
+    def cancel_all_orders(self) -> int:
+        """Cancel every open order at the venue (the ESS's step 3)."""
+        return len(self.venue.cancel_all(self._market_ts))
+
+    def open_positions(self) -> dict[str, float]:
+        """The venue's positions (the ESS's step 4 closes them)."""
+        return self.venue.positions()
+
+    def close_position(self, symbol: str, quantity: float) -> bool:
+        """Send a reduce-only market order closing ``quantity``; True when the venue took it."""
+        cid = f"{self.wid}-ess-{symbol}-{self._market_ts // _NS_PER_MS}"
+        order = Order(
+            client_order_id=cid,
+            symbol=symbol,
+            side=OrderSide.SELL if quantity > 0 else OrderSide.BUY,
+            type=OrderType.MARKET,
+            quantity=abs(quantity),
+            ts_init=self._market_ts,
+            reduce_only=True,
+            tag="emergency_stop",
+        )
+        sent = self.venue.submit(order)
+        if sent is order:
+            self.orders_sent += 1
+        return sent.status.is_open or sent.status is OrderStatus.FILLED
+
+    # ------------------------------------------------------------------ trades and the bus
+    def _record(self, trade_id: str) -> str:
+        return f"{self.wid}-{trade_id}"
+
+    def _sync_trades(self) -> None:
+        acct = self.venue.account
+        now = self.clock.now_ns()
+        for trade in acct.closed_trades[self._synced_closed :]:
+            rid = self._record(trade.trade_id)
+            self._pending[rid] = record_of(
+                trade, trade_id=rid, updated_ts_ns=now, metadata={"worker": self.wid}
+            )
+        self._synced_closed = len(acct.closed_trades)
+        for trade in acct.open_trades.values():
+            rid = self._record(trade.trade_id)
+            self._pending[rid] = record_of(
+                trade, trade_id=rid, updated_ts_ns=now, metadata={"worker": self.wid}
+            )
+        self._flush_trades()
+
+    def _flush_trades(self) -> None:
+        for rid in list(self._pending):
+            try:
+                self.stores.trades.save(self._pending[rid])
+            except TransientError:
+                return  # keep the rest queued; the next step tries again
+            del self._pending[rid]
+
+    def _reconcile_trades(self, report: RecoveryReport) -> None:
+        prefix = f"{self.wid}-"
+        now = self.clock.now_ns()
+        expected = {
+            self._record(t.trade_id): record_of(
+                t,
+                trade_id=self._record(t.trade_id),
+                updated_ts_ns=now,
+                metadata={"worker": self.wid},
+            )
+            for t in self.venue.account.all_trades()
+        }
+        stored: dict[str, TradeRecord] = {
+            r.trade_id: r for r in self.stores.trades.list_open() if r.trade_id.startswith(prefix)
+        }
+        if expected:
+            since = min(r.entry_ts_ns for r in expected.values())
+            for symbol in self.feed.symbols:
+                for r in self.stores.trades.list(symbol=symbol, since_ns=since):
+                    if r.trade_id.startswith(prefix):
+                        stored[r.trade_id] = r
+        for rid, want in expected.items():
+            have = stored.pop(rid, None)
+            if have is None:
+                self._fix(report, rid, "missing_in_store", "absent", want.status.value, [])
+            else:
+                fields = _differences(have, want)
+                if not fields:
+                    continue
+                self._fix(
+                    report, rid, "differs_from_venue", have.status.value, want.status.value, fields
+                )
+            self.stores.trades.save(want)
+        for rid, have in stored.items():
+            if not have.is_open:
+                continue
+            self._fix(report, rid, "unknown_to_venue", "open", "closed", [])
+            self.stores.trades.close(
+                rid,
+                exit_price=have.entry_price,
+                exit_ts_ns=max(have.entry_ts_ns, self.venue.last_ts),
+                status=TradeStatus.CLOSED,
+                realized_pnl=have.realized_pnl,
+                fees=have.fees,
+                funding=have.funding,
+                updated_ts_ns=now,
+            )
+        report.open_trades = sum(1 for r in expected.values() if r.is_open)
+
+    def _fix(
+        self,
+        report: RecoveryReport,
+        rid: str,
+        kind: str,
+        old: str,
+        new: str,
+        fields: list[str],
+    ) -> None:
+        report.discrepancies.append(
+            f"{rid}: {kind}" + (f" ({', '.join(fields)})" if fields else "")
+        )
+        if self.audit is not None:
+            self.audit.system_state_changed(
+                actor=self.wid,
+                component="reconcile",
+                old=old,
+                new=new,
+                reason=kind,
+                metadata={"trade_id": rid, "fields": fields, "resolution": "venue_wins"},
+            )
+
+    def _fill_event(self, seq: int, fill: Fill) -> Event:
+        # The id is the fill's own (time | worker | sequence at the venue), so a fill published
+        # again after a restart carries the id it had, and consumers drop the second copy.
+        event_id = f"{fill.ts_event:016x}{self._fill_bits}{seq:08x}"
+        payload: dict[str, Any] = {
+            "worker": self.wid,
+            "seq": seq,
+            "client_order_id": fill.client_order_id,
+            "symbol": fill.symbol,
+            "side": fill.side.value,
+            "quantity": fill.quantity,
+            "price": fill.price,
+            "fee": fill.fee,
+            "liquidity": fill.liquidity.value,
+            "liquidation": fill.liquidation,
+            "market_ts": fill.ts_event,
+        }
+        return Event(event_id, FILLS_TOPIC, self.clock.now_ns(), payload, self.wid)
+
+    def _publish_fills(self) -> int:
+        fills = self.venue.exchange.fills
+        done = self.venue.note(_PUBLISHED_NOTE)
+        if done >= len(fills):
+            return 0
+        events = [self._fill_event(seq, fills[seq - 1]) for seq in range(done + 1, len(fills) + 1)]
+        self.publisher.publish_batch(events)
+        self.venue.set_note(_PUBLISHED_NOTE, len(fills))
+        return len(events)
+
+    def _publish_status(self, ts: int) -> None:
+        payload: dict[str, Any] = {
+            "worker": self.wid,
+            "market_ts": ts,
+            "equity": self.venue.equity(),
+            "wallet": self.venue.account.wallet,
+            "positions": self.venue.positions(),
+            "open_orders": len(self.venue.open_orders()),
+            "halted": self.halt.is_set(),
+            "pending_trade_writes": len(self._pending),
+        }
+        self._publish(self._events.create(STATUS_TOPIC, payload))
+
+    def _publish(self, event: Event) -> None:
+        self.publisher.publish(event)
+
+    def _drain(self) -> None:
+        drain = getattr(self.publisher, "drain", None)
+        if drain is not None and getattr(self.publisher, "spooling", False):
+            drain()
+
+    def _audit_fill(self, fill: Fill) -> None:
+        assert self.audit is not None
+        self.audit.trade_executed(
+            actor=self.wid,
+            symbol=fill.symbol,
+            side=fill.side.value,
+            quantity=fill.quantity,
+            price=fill.price,
+            fee=fill.fee,
+            client_order_id=fill.client_order_id,
+            outcome="liquidated" if fill.liquidation else "filled",
+            metadata={"market_ts": fill.ts_event, "liquidity": fill.liquidity.value},
+        )
+
+    def _track_day(self, ts: int) -> None:
+        day = utc_day(ts)
+        if day != self._day:
+            self._day = day
+            self._day_start = self.venue.equity()
+
+    def positions(self) -> Mapping[str, float]:
+        """The venue's positions (the truth)."""
+        return self.venue.positions()
+
+
+def _differences(have: TradeRecord, want: TradeRecord) -> list[str]:
+    a, b = have.to_dict(), want.to_dict()
+    return sorted(k for k in b if k != "updated_ts_ns" and a.get(k) != b[k])
+
+
+def _changed_target(target: npt.NDArray[np.float64]) -> float | None:
+    """The target to act on at the last bar, or None when it did not change there.
+
+    As in the backtest: NaN keeps the previous target (none yet counts as flat), and only a
+    change is acted on. The window must be longer than any NaN stretch of the strategy.
+    """
+    previous = 0.0
+    current = 0.0
+    for value in target.tolist():
+        if not math.isnan(value):
+            previous, current = current, value
+        else:
+            previous = current
+    return current if current != previous else None
