@@ -15,6 +15,7 @@ from quantum_trader.cli.ess import ess_app
 from quantum_trader.cli.policy import policy_app
 from quantum_trader.cli.run import run, supervisor, worker
 from quantum_trader.cli.serve import serve
+from quantum_trader.cli.train import train
 from quantum_trader.engine.settings import QtConfig
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.command()(supervisor)
 app.add_typer(policy_app, name="policy", help="Show and change the risk policy.")
 app.add_typer(ess_app, name="ess", help="Emergency Stop System: status, trigger, reset.")
 app.add_typer(audit_app, name="audit", help="Verify, query, report on and export the audit trail.")
+app.command()(train)
 
 config_app = typer.Typer(help="Inspect the configuration format.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
