@@ -61,14 +61,14 @@ import shutil
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from quantum_trader.ai.gate import Comparison, GateConfig, compare, validate_oos
+from quantum_trader.ai.gate import Comparison, GateConfig, GateMetric, compare, validate_oos
 from quantum_trader.ai.shadow import ShadowLog, ShadowOutcome, ShadowPrediction, ShadowSummary
 from quantum_trader.domain.clock import NANOS_PER_SECOND, Clock
 from quantum_trader.domain.errors import (
@@ -245,6 +245,7 @@ class PromotionResult:
     comparison: Comparison | None
     shadow: ShadowCheck | None
     ts_ns: int
+    gate: GateConfig = field(default_factory=GateConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (stored with the version and put in the audit metadata).
@@ -260,6 +261,7 @@ class PromotionResult:
             "comparison": None if self.comparison is None else self.comparison.to_dict(),
             "shadow": None if self.shadow is None else self.shadow.to_dict(),
             "ts_ns": self.ts_ns,
+            "gate": {**asdict(self.gate), "metric": self.gate.metric.value},
         }
         return {key: _json_safe(value) for key, value in data.items()}
 
@@ -692,6 +694,7 @@ class ModelRegistry:
             error = f"out-of-sample comparison with {reference_name} failed: {exc}"
         shadow = self._shadow_check(record, comparison, now)
         common: dict[str, Any] = {
+            "gate": config,
             "version": version,
             "previous_active": index.active,
             "comparison": comparison,
@@ -748,8 +751,10 @@ class ModelRegistry:
             live = summary.score(metric)
             oos = comparison.candidate_score
             if summary.resolved == 0:
-                return ShadowCheck(False, "no shadow prediction has an outcome yet", **figures)
-            worse = live - oos if metric.value == "log_loss" else oos - live
+                if config.min_shadow_predictions > 0:
+                    return ShadowCheck(False, "no shadow prediction has an outcome yet", **figures)
+                return ShadowCheck(True, "shadow period complete (no live check)", **figures)
+            worse = live - oos if metric is GateMetric.LOG_LOSS else oos - live
             if worse > decay:
                 return ShadowCheck(
                     False,

@@ -12,9 +12,11 @@ from quantum_trader.cli.backtest import backtest
 from quantum_trader.cli.console import console
 from quantum_trader.cli.data import data_app
 from quantum_trader.cli.ess import ess_app
+from quantum_trader.cli.models import models_app
 from quantum_trader.cli.policy import policy_app
 from quantum_trader.cli.run import run, supervisor, worker
 from quantum_trader.cli.serve import serve
+from quantum_trader.cli.sizer import train_sizer
 from quantum_trader.cli.train import train
 from quantum_trader.engine.settings import QtConfig
 
@@ -33,6 +35,8 @@ app.command()(supervisor)
 app.add_typer(policy_app, name="policy", help="Show and change the risk policy.")
 app.add_typer(ess_app, name="ess", help="Emergency Stop System: status, trigger, reset.")
 app.add_typer(audit_app, name="audit", help="Verify, query, report on and export the audit trail.")
+app.add_typer(models_app, name="models", help="Model registry: list, show, promote, roll back.")
+app.command("train-sizer")(train_sizer)
 app.command()(train)
 
 config_app = typer.Typer(help="Inspect the configuration format.", no_args_is_help=True)
