@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantum_trader.ai.registry import ModelRegistry
+from quantum_trader.domain.clock import ManualClock
+
 START_NS = 1_700_000_000_000_000_000
 MINUTE_NS = 60_000_000_000
 
@@ -75,3 +78,13 @@ def write_model_artifact(
     for name, data in (extra_files or {}).items():
         (folder / name).write_bytes(data)
     return folder
+
+
+def register_artifacts(root: str, sources: list[str], start_ns: int = START_NS) -> None:
+    """Register each artifact folder in ``sources`` into the registry at ``root``.
+
+    An entry point for tests that race several processes on one registry folder.
+    """
+    registry = ModelRegistry(Path(root), ManualClock(start_ns))
+    for source in sources:
+        registry.register(Path(source))

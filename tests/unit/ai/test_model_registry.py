@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import threading
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from quantum_trader.testing.models import (
     START_NS,
     oos_labels,
     predictions_with_skill,
+    register_artifacts,
     write_model_artifact,
 )
 
@@ -475,3 +477,20 @@ def test_oos_predictions_when_read_back_equal_what_was_registered(
     pd.testing.assert_series_equal(
         oos["prob_up"], expected["prob_up"].sort_index(), check_names=False
     )
+
+
+def test_registry_when_processes_race_keeps_every_registration(tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    sources = [str(_artifact(tmp_path, f"p{i}", 0.1)) for i in range(6)]
+    ctx = multiprocessing.get_context("spawn")
+    processes = [
+        ctx.Process(target=register_artifacts, args=(str(root), sources[i::2])) for i in range(2)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0, 0]
+    reader = ModelRegistry(root, ManualClock(START_NS))
+    assert sorted(r.version for r in reader.records()) == sorted(f"p{i}" for i in range(6))
+    assert json.loads(reader.index_path.read_text())["revision"] == 6
