@@ -41,7 +41,7 @@ Errors::
 
     QuantumTraderError
     ├─ ConfigError
-    │   ├─ ArtifactError          the artifact folder is malformed
+    │   ├─ ArtifactError          the artifact folder is malformed (ai.registry_files)
     │   └─ UnknownModelError      no such version in the registry
     ├─ ConflictError
     │   └─ ModelVersionExistsError   versions are immutable
@@ -52,24 +52,29 @@ Errors::
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
-import math
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from quantum_trader.ai.gate import Comparison, GateConfig, GateMetric, compare, validate_oos
-from quantum_trader.ai.shadow import ShadowLog, ShadowOutcome, ShadowPrediction, ShadowSummary
+from quantum_trader.ai.gate import Comparison, GateConfig, GateMetric, compare
+from quantum_trader.ai.promotion import PromotionResult, ShadowCheck
+from quantum_trader.ai.registry_files import (
+    artifact_digest,
+    atomic_write,
+    fsync_dir,
+    read_manifest,
+    read_oos,
+)
+from quantum_trader.ai.shadow import ShadowLog, ShadowOutcome, ShadowPrediction
 from quantum_trader.domain.clock import NANOS_PER_SECOND, Clock
 from quantum_trader.domain.errors import (
     ConfigError,
@@ -82,22 +87,8 @@ from quantum_trader.observability.audit.records import AuditEventType
 
 INDEX_FILE = "registry.json"
 LOCK_FILE = "registry.lock"
-MANIFEST_FILE = "manifest.json"
-OOS_FILE = "oos_predictions.parquet"
 INDEX_FORMAT = 1
 REGISTRY_ACTOR = "model-registry"
-_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_REQUIRED_MANIFEST = {
-    "version": str,
-    "created_ns": int,
-    "horizon": int,
-    "features": list,
-    "metrics": dict,
-}
-
-
-class ArtifactError(ConfigError):
-    """A model artifact folder is missing a file or holds invalid content."""
 
 
 class UnknownModelError(ConfigError):
@@ -208,64 +199,6 @@ class ModelRecord:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class ShadowCheck:
-    """The shadow-period part of a gate decision, with its figures."""
-
-    passed: bool
-    reason: str
-    elapsed_secs: float
-    min_secs: float
-    predictions: int
-    min_predictions: int
-    summary: ShadowSummary | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able figures."""
-        return {
-            "passed": self.passed,
-            "reason": self.reason,
-            "elapsed_secs": self.elapsed_secs,
-            "min_secs": self.min_secs,
-            "predictions": self.predictions,
-            "min_predictions": self.min_predictions,
-            "summary": None if self.summary is None else self.summary.to_dict(),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class PromotionResult:
-    """What a promotion attempt decided, with every figure it decided on."""
-
-    version: str
-    promoted: bool
-    forced: bool
-    reason: str
-    previous_active: str | None
-    comparison: Comparison | None
-    shadow: ShadowCheck | None
-    ts_ns: int
-    gate: GateConfig = field(default_factory=GateConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able form (stored with the version and put in the audit metadata).
-
-        Figures that could not be computed (NaN) become None.
-        """
-        data: dict[str, Any] = {
-            "version": self.version,
-            "promoted": self.promoted,
-            "forced": self.forced,
-            "reason": self.reason,
-            "previous_active": self.previous_active,
-            "comparison": None if self.comparison is None else self.comparison.to_dict(),
-            "shadow": None if self.shadow is None else self.shadow.to_dict(),
-            "ts_ns": self.ts_ns,
-            "gate": {**asdict(self.gate), "metric": self.gate.metric.value},
-        }
-        return {key: _json_safe(value) for key, value in data.items()}
-
-
 @dataclass(slots=True)
 class _Index:
     name: str
@@ -283,86 +216,6 @@ class _Index:
             "activations": self.activations,
             "models": self.models,
         }
-
-
-def artifact_digest(directory: Path) -> str:
-    """Return the SHA-256 of an artifact folder: every file's relative path and bytes, sorted."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes())
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
-def read_manifest(directory: Path) -> dict[str, Any]:
-    """Read and check an artifact's ``manifest.json``; ArtifactError names what is wrong."""
-    path = directory / MANIFEST_FILE
-    if not directory.is_dir():
-        raise ArtifactError(f"{directory} is not a model artifact folder")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArtifactError(f"{path} is missing") from None
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(manifest, dict):
-        raise ArtifactError(f"{path} must hold a JSON object")
-    for key, kind in _REQUIRED_MANIFEST.items():
-        value = manifest.get(key)
-        if value is None:
-            raise ArtifactError(f"{path}: missing {key!r}")
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise ArtifactError(f"{path}: {key!r} must be a {kind.__name__}, got {value!r}")
-    if not _VERSION.fullmatch(manifest["version"]):
-        raise ArtifactError(
-            f"{path}: version {manifest['version']!r} must be letters, digits, '.', '_' or '-'"
-        )
-    if manifest["horizon"] < 1:
-        raise ArtifactError(f"{path}: horizon must be >= 1, got {manifest['horizon']}")
-    if not all(isinstance(f, str) for f in manifest["features"]):
-        raise ArtifactError(f"{path}: features must be a list of names")
-    return manifest
-
-
-def read_oos(directory: Path) -> pd.DataFrame:
-    """Read and check an artifact's out-of-sample predictions; ArtifactError when invalid."""
-    path = directory / OOS_FILE
-    try:
-        frame = pd.read_parquet(path)
-    except FileNotFoundError:
-        raise ArtifactError(f"{path} is missing") from None
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{path} cannot be read: {exc}") from None
-    try:
-        oos = validate_oos(frame, str(path))
-    except ConfigError as exc:
-        raise ArtifactError(str(exc)) from None
-    if oos.empty:
-        raise ArtifactError(f"{path} holds no predictions")
-    return oos
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically: temp file, fsync, os.replace, fsync the folder."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with tmp.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
 
 
 class ModelRegistry:
@@ -518,7 +371,7 @@ class ModelRegistry:
                     # Left by a writer that died between the copy and the index write.
                     shutil.rmtree(target)
                 os.replace(staging, target)
-                _fsync_dir(target.parent)
+                fsync_dir(target.parent)
             finally:
                 if staging.exists():
                     shutil.rmtree(staging)
@@ -813,13 +666,3 @@ def _event(
         "actor": actor,
         "reason": reason,
     }
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value

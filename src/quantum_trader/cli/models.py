@@ -29,7 +29,8 @@ import typer
 from rich.table import Table
 
 from quantum_trader.ai.gate import GateConfig
-from quantum_trader.ai.registry import ModelRecord, ModelRegistry, PromotionResult
+from quantum_trader.ai.promotion import PromotionResult
+from quantum_trader.ai.registry import ModelRecord, ModelRegistry
 from quantum_trader.cli.console import console, err_console, fail
 from quantum_trader.domain.clock import NANOS_PER_SECOND, WallClock
 from quantum_trader.domain.errors import QuantumTraderError

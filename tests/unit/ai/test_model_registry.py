@@ -13,7 +13,6 @@ import pytest
 from quantum_trader.ai.gate import GateConfig
 from quantum_trader.ai.registry import (
     TRANSITIONS,
-    ArtifactError,
     ModelRegistry,
     ModelStatus,
     ModelTransitionError,
@@ -22,6 +21,7 @@ from quantum_trader.ai.registry import (
     UnknownModelError,
     next_status,
 )
+from quantum_trader.ai.registry_files import ArtifactError
 from quantum_trader.ai.shadow import ShadowOutcome, ShadowPrediction
 from quantum_trader.domain.clock import NANOS_PER_HOUR, ManualClock
 from quantum_trader.domain.errors import ConfigError, IntegrityError

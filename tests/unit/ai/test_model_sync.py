@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from quantum_trader.ai.artifact import load_artifact
 from quantum_trader.ai.registry import ModelRecord, ModelRegistry
 from quantum_trader.ai.sync import ModelWatcher
 from quantum_trader.domain.clock import ManualClock
+from quantum_trader.engine.training import TrainRun
 from quantum_trader.testing.models import (
     START_NS,
     oos_labels,
@@ -173,3 +175,21 @@ def test_watcher_when_index_corrupt_keeps_serving_and_reports(setup: Setup) -> N
     assert "corrupt" in result.error
     assert watcher.served is not None
     assert watcher.served.version == "v1"
+
+
+def test_watcher_when_real_trained_artifact_promoted_serves_it_through_load_artifact(
+    trained: TrainRun, tmp_path: Path
+) -> None:
+    registry = ModelRegistry(tmp_path / "registry", ManualClock(START_NS))
+    record = registry.register(trained.settings.out)
+    assert record.version == trained.version
+    assert record.horizon == 10
+    decision = registry.evaluate(record.version)  # against the naive baseline: figures exist
+    assert decision.comparison is not None
+    assert decision.comparison.reference == "baseline"
+    assert decision.comparison.n > 0
+    watcher = ModelWatcher(registry, lambda path, _record: load_artifact(path))
+    registry.promote(record.version, actor="ops", reason="first model", force=True)
+    assert watcher.poll().swapped
+    assert watcher.served is not None
+    assert watcher.served.model.version == trained.version
