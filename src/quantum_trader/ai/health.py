@@ -91,6 +91,20 @@ class FeatureReference:
         """JSON form, for storing with a model artifact."""
         return {"edges": list(self.edges), "shares": list(self.shares)}
 
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> FeatureReference:
+        """Rebuild a reference from ``to_dict`` output; ConfigError when malformed."""
+        try:
+            edges = tuple(float(e) for e in data["edges"])
+            shares = tuple(float(s) for s in data["shares"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid feature reference: {exc}") from None
+        if list(edges) != sorted(edges) or not all(math.isfinite(e) for e in edges):
+            raise ConfigError("feature reference edges must be finite and ascending")
+        if any(not 0.0 < s <= 1.0 for s in shares):
+            raise ConfigError("feature reference shares must be within (0, 1]")
+        return FeatureReference(edges, shares)
+
 
 def psi(expected: npt.ArrayLike, actual: npt.ArrayLike, bins: int = 10) -> float:
     """Return the PSI of ``actual`` against ``expected`` over ``expected``'s quantile bins."""

@@ -75,6 +75,13 @@ def test_psi_when_no_finite_live_value_is_nan() -> None:
     assert math.isnan(REFERENCES["ret_1"].psi([math.nan, math.inf]))
 
 
+def test_feature_reference_when_round_tripped_gives_the_same_psi() -> None:
+    again = FeatureReference.from_dict(REFERENCES["ret_1"].to_dict())
+    assert again == REFERENCES["ret_1"]
+    with pytest.raises(ConfigError, match="ascending"):
+        FeatureReference.from_dict({"edges": [1.0, 0.0], "shares": [0.3, 0.3, 0.4]})
+
+
 def test_feature_reference_when_shares_mismatch_raises() -> None:
     with pytest.raises(ConfigError, match="one more share"):
         FeatureReference(edges=(0.0,), shares=(1.0,))
