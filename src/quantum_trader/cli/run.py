@@ -193,12 +193,22 @@ def run(config: ConfigFile) -> None:
         wid = qt.run.worker_id(i)
         argv = [*base, "worker", *cfg, "--index", str(i)]
         children.append(_Child(wid, argv, folder / wid / "worker.log", env))
-    stopping = threading.Event()
-    _stop_on_signals(stopping)
-    for child in children:
-        child.start()
-        console.print(f"started {child.name} (pid {child.process.pid if child.process else '?'})")
-    code = _watch(children, qt.run, stopping)
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise _Stopping  # out of the blocking waitpid, which a plain flag could not do
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+    try:
+        for child in children:
+            child.start()
+            pid = child.process.pid if child.process else "?"
+            console.print(f"started {child.name} (pid {pid})")
+        code = _watch(children, qt.run)
+    except _Stopping:
+        console.print("stopping every process of the run")
+        code = 130
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     for child in children:
         child.stop()
     for child in children:
@@ -207,16 +217,18 @@ def run(config: ConfigFile) -> None:
     raise typer.Exit(code)
 
 
-def _watch(children: list[_Child], run: RunSettings, stopping: threading.Event) -> int:
+class _Stopping(Exception):
+    """Ctrl-C or SIGTERM reached the launcher: stop every process of the run."""
+
+
+def _watch(children: list[_Child], run: RunSettings) -> int:
     """Wait for children to end; restart crashed ones. Returns the exit code of the run."""
     by_pid = {c.process.pid: c for c in children if c.process is not None}
-    while not stopping.is_set():
+    while True:
         try:
             pid, status = os.waitpid(-1, 0)
         except ChildProcessError:
             return 1
-        except InterruptedError:
-            continue
         child = by_pid.pop(pid, None)
         if child is None:
             continue
@@ -230,8 +242,6 @@ def _watch(children: list[_Child], run: RunSettings, stopping: threading.Event) 
             if all(c.finished for c in children if c.name != "supervisor"):
                 return 0
             continue
-        if stopping.is_set():
-            break
         if child.restarts >= run.max_restarts:
             err_console.print(
                 f"{child.name} died (exit {code}) {child.restarts + 1} times; stopping the run "
@@ -247,4 +257,3 @@ def _watch(children: list[_Child], run: RunSettings, stopping: threading.Event) 
         child.start()
         if child.process is not None:
             by_pid[child.process.pid] = child
-    return 130
