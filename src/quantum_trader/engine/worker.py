@@ -456,7 +456,10 @@ class TradingWorker:
             for t in self.venue.account.all_trades()
         }
         stored: dict[str, TradeRecord] = {
-            r.trade_id: r for r in self.stores.trades.list_open() if r.trade_id.startswith(prefix)
+            r.trade_id: r
+            for symbol in self.feed.symbols
+            for r in self.stores.trades.list_open(symbol)
+            if r.trade_id.startswith(prefix)
         }
         if expected:
             since = min(r.entry_ts_ns for r in expected.values())
