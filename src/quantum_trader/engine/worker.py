@@ -547,12 +547,24 @@ class TradingWorker:
         return len(events)
 
     def _publish_status(self, ts: int) -> None:
+        acct = self.venue.account
+        marks = self.venue.marks
         payload: dict[str, Any] = {
             "worker": self.wid,
             "market_ts": ts,
             "equity": self.venue.equity(),
-            "wallet": self.venue.account.wallet,
+            "wallet": acct.wallet,
             "positions": self.venue.positions(),
+            "entry_prices": {s: p.entry_price for s, p in acct.positions.items() if p.quantity},
+            "marks": dict(marks),
+            "unrealized": {
+                s: p.quantity * (marks[s] - p.entry_price)
+                for s, p in acct.positions.items()
+                if p.quantity and s in marks
+            },
+            "realized": acct.realized_total,
+            "fees": acct.fees_total,
+            "funding": acct.funding_total,
             "open_orders": len(self.venue.open_orders()),
             "halted": self.halt.is_set(),
             "pending_trade_writes": len(self._pending),
