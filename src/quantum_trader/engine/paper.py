@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 import redis
 
+from quantum_trader.ai.sizing import BanditSizingAgent, PositionSizer
 from quantum_trader.bus.events import EventFactory
 from quantum_trader.bus.local import LocalBus
 from quantum_trader.bus.ports import EventPublisher
@@ -151,6 +152,12 @@ def open_worker(
             publisher = SpoolingPublisher(bus, spool)
         else:
             publisher = LocalBus()
+        sizer = None
+        if run.sizer is not None:
+            if not run.sizer.is_file():
+                raise ConfigError(f"[run] sizer: no sizing agent at {run.sizer}")
+            agent = BanditSizingAgent.load(run.sizer)
+            sizer = PositionSizer(agent, metrics=metrics, audit=audit, actor=f"{wid}-sizer")
         worker = TradingWorker(
             WorkerSettings(wid, leverage=run.leverage, speed=run.speed),
             feed,
@@ -163,6 +170,7 @@ def open_worker(
             metrics=metrics,
             max_execution_errors=risk.ess.max_execution_errors,
             error_window_secs=risk.ess.error_window_secs,
+            sizer=sizer,
         )
         acks: list[tuple[int, int]] = []
         if client is not None:

@@ -33,6 +33,8 @@ class _Series:
     bars: Bars
     index_of: dict[int, int]  # market time -> row
     funding: dict[int, tuple[float, float]]  # market time of the bar -> (rate, mark)
+    funding_ts: npt.NDArray[np.int64] | None = None  # every funding stamp, for strategies
+    funding_rate: npt.NDArray[np.float64] | None = None
 
 
 class ReplayFeed:
@@ -89,7 +91,11 @@ class ReplayFeed:
             volume=c["volume"].to_numpy(np.float64)[keep],
         )
         index_of = {int(t): i for i, t in enumerate(bars.ts.tolist())}
-        return _Series(bars, index_of, self._funding(data, bars))
+        f_ts = f_rate = None
+        if data.funding is not None and not data.funding.empty:
+            f_ts = data.funding["date"].to_numpy("datetime64[ns]").astype(np.int64)
+            f_rate = data.funding["rate"].to_numpy(np.float64)
+        return _Series(bars, index_of, self._funding(data, bars), f_ts, f_rate)
 
     def _funding(self, data: SymbolData, bars: Bars) -> dict[int, tuple[float, float]]:
         if data.funding is None or data.funding.empty or not len(bars):
@@ -142,10 +148,19 @@ class ReplayFeed:
         return {sym: s.funding[t] for sym, s in self._series.items() if t in s.funding}
 
     def window(self, symbol: str, i: int, n: int) -> Bars:
-        """The last ``n`` bars of ``symbol`` at or before ``times[i]`` (fewer at the start)."""
-        b = self._series[symbol].bars
+        """The last ``n`` bars of ``symbol`` at or before ``times[i]`` (fewer at the start).
+
+        Funding stamps come along up to the end of bar ``i`` only: nothing a strategy deciding
+        at that bar's close could not have known.
+        """
+        series = self._series[symbol]
+        b = series.bars
         end = int(np.searchsorted(b.ts, self.times[i], side="right"))
         start = max(0, end - n)
+        f_ts = f_rate = None
+        if series.funding_ts is not None and series.funding_rate is not None:
+            known = int(np.searchsorted(series.funding_ts, self.times[i] + self.tf_ns, "left"))
+            f_ts, f_rate = series.funding_ts[:known], series.funding_rate[:known]
         return Bars(
             b.symbol,
             b.ts[start:end],
@@ -154,6 +169,8 @@ class ReplayFeed:
             b.low[start:end],
             b.close[start:end],
             b.volume[start:end],
+            f_ts,
+            f_rate,
         )
 
     def index_after(self, ts_ns: int) -> int:

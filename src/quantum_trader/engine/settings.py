@@ -250,6 +250,11 @@ class RunSettings(BaseModel):
     durable: bool = Field(
         default=True, description="fsync every venue commit (False: crash-safe, not power-safe)."
     )
+    sizer: Path | None = Field(
+        default=None,
+        description="A sizing agent trained by qtrader train-sizer: it sizes every new position "
+        "(the rule-based sizer takes over when it fails); omitted: the strategy's own fraction.",
+    )
 
     @field_validator("workers", mode="before")
     @classmethod

@@ -45,9 +45,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from quantum_trader.ai.sizing import PositionSizer, SizingDecision, SizingState
 from quantum_trader.bus.events import Event, EventFactory
 from quantum_trader.bus.ports import EventPublisher
-from quantum_trader.domain.clock import Clock
+from quantum_trader.domain.clock import NANOS_PER_DAY, Clock
 from quantum_trader.domain.errors import QuantumTraderError, TransientError
 from quantum_trader.domain.orders import Order, OrderSide, OrderStatus, OrderType
 from quantum_trader.domain.trading import Fill, TradeStatus
@@ -63,13 +64,15 @@ from quantum_trader.risk.ess import EmergencyStopSystem, ExecutionErrorsEvaluato
 from quantum_trader.risk.guard import AccountView, OrderIntent, RiskDecision, RiskGuard
 from quantum_trader.risk.policy_service import PolicyService
 from quantum_trader.stores.trades import TradeRecord, record_of
-from quantum_trader.strategies.base import Strategy
+from quantum_trader.strategies.base import Signals, Strategy, TargetUnit
 
 FILLS_TOPIC = "fills"
 ORDERS_TOPIC = "orders"
 STATUS_TOPIC = "worker.status"
 _PUBLISHED_NOTE = "published_fills"
 _NS_PER_MS = 1_000_000
+_RECENT_VOL_BARS = 240  # the sizer's current volatility: the last few hours of 1m bars
+_REFERENCE_VOL_BARS = 2880  # its usual volatility: the last two days
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +132,15 @@ class TradingWorker:
         max_execution_errors: int = 10,
         error_window_secs: float = 60.0,
         on_step: Callable[[int], None] | None = None,
+        sizer: PositionSizer | None = None,
     ) -> None:
         """Wire the worker; nothing is read or sent until ``recover``.
 
         ``clock`` is the wall clock (audit, policy and latch stamps); market time comes from
         the feed. ``on_step`` is called after each market time with its index (tests, pacing).
+        ``sizer`` (the RL agent with its rule-based fallback) sizes every new position of a
+        strategy that targets fractions of equity; without it the strategy's own fraction,
+        scaled by the mode's ``size_scale``, is used (as in the backtest).
         """
         self.settings = settings
         self.wid = settings.worker_id
@@ -146,6 +153,8 @@ class TradingWorker:
         self.audit = audit
         self.metrics = metrics
         self.on_step = on_step
+        self.sizer = sizer
+        self._peak = 0.0
         self.policy = PolicyService(stores.policy, clock, audit, metrics)
         self.guard = RiskGuard(self.policy.current, on_denied=self._denied)
         self.errors = ExecutionErrorsEvaluator(max_execution_errors, error_window_secs)
@@ -295,9 +304,24 @@ class TradingWorker:
             target = _changed_target(signals.target)
             if target is None:
                 continue
+            confidence = _last_confidence(signals)
+            model: dict[str, Any] = {}
+            if signals.model_version is not None:
+                model = {"model_version": signals.model_version, "confidence": confidence}
+            leverage = self.settings.leverage
+            if (
+                self.sizer is not None
+                and target != 0.0
+                and signals.unit is TargetUnit.EQUITY_FRACTION
+            ):
+                sized = self._size(symbol, i, confidence, equity, ts_close)
+                target, leverage = math.copysign(sized.fraction, target), sized.leverage
+                model["sizing"] = sized.source if sized.cause is None else sized.cause.value
+            else:
+                target *= scale  # a sizer applies the mode's size_scale itself
             inst = self.venue.account.instruments[symbol]
             held = self.venue.account.positions[symbol].quantity
-            move = rebalance(target * scale, signals.unit, equity, marks[symbol], held, inst)
+            move = rebalance(target, signals.unit, equity, marks[symbol], held, inst)
             if move.quantity == 0.0:
                 continue
             cid = f"{self.wid}-{symbol}-{ts_close // _NS_PER_MS}"
@@ -309,9 +333,10 @@ class TradingWorker:
                 move.quantity,
                 marks[symbol],
                 ts_close,
-                leverage=self.settings.leverage,
+                leverage=leverage,
                 stop_loss=None,
                 strategy=self.strategy.name,
+                confidence=confidence,
             )
             if not self.guard.check(intent, view).approved:
                 continue
@@ -327,9 +352,31 @@ class TradingWorker:
                 reduce_only=move.reduce_only,
                 tag=self.strategy.name,
             )
-            self._send(order, marks[symbol], target)
+            self._send(order, marks[symbol], target, model)
 
-    def _send(self, order: Order, price: float, target: float) -> None:
+    def _size(
+        self, symbol: str, i: int, confidence: float, equity: float, ts_ns: int
+    ) -> SizingDecision:
+        """Ask the sizer (agent, else the rule) how large a new position may be."""
+        assert self.sizer is not None
+        per_day = NANOS_PER_DAY / self.feed.tf_ns
+        closes = self.feed.window(symbol, i, _REFERENCE_VOL_BARS + 1).close
+        returns = np.diff(np.log(closes))
+        recent = returns[-_RECENT_VOL_BARS:]
+        vol = float(np.std(recent)) * math.sqrt(per_day) if len(recent) > 1 else 0.0
+        ref = float(np.std(returns)) * math.sqrt(per_day) if len(returns) > 1 else vol
+        self._peak = max(self._peak, equity)
+        drawdown = min(1.0, max(0.0, (self._peak - equity) / self._peak)) if self._peak else 0.0
+        state = SizingState(
+            volatility=vol,
+            reference_volatility=ref,
+            confidence=min(1.0, max(0.0, confidence)),
+            drawdown=drawdown,
+            equity=max(equity, 0.0),
+        )
+        return self.sizer.size(state, self.policy.current(), symbol=symbol, ts_ns=ts_ns)
+
+    def _send(self, order: Order, price: float, target: float, model: dict[str, Any]) -> None:
         if self.audit is not None:
             self.audit.trade_decision(
                 actor=self.wid,
@@ -343,6 +390,7 @@ class TradingWorker:
                     "target": target,
                     "market_ts": order.ts_init,
                     "reduce_only": order.reduce_only,
+                    **model,
                 },
             )
         self.venue.submit(order)
@@ -607,6 +655,14 @@ class TradingWorker:
 def _differences(have: TradeRecord, want: TradeRecord) -> list[str]:
     a, b = have.to_dict(), want.to_dict()
     return sorted(k for k in b if k != "updated_ts_ns" and a.get(k) != b[k])
+
+
+def _last_confidence(signals: Signals) -> float:
+    """The model's confidence at the last bar (1.0 for a rule-based strategy, 0 if unknown)."""
+    if signals.confidence is None:
+        return 1.0
+    value = float(signals.confidence[-1])
+    return value if math.isfinite(value) else 0.0
 
 
 def _changed_target(target: npt.NDArray[np.float64]) -> float | None:

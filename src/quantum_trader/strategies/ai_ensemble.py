@@ -31,6 +31,7 @@ from quantum_trader.strategies.base import Bars, FloatArray, Signals, TargetUnit
 
 if TYPE_CHECKING:
     from quantum_trader.ai.artifact import ModelArtifact
+    from quantum_trader.ai.sync import ModelWatcher
 
 
 def targets_from_probability(
@@ -57,8 +58,12 @@ def _check_rule(name: str, fraction: float, min_confidence: float) -> None:
 class AiEnsemble:
     """Hold ``fraction`` of equity in the direction the model is confident about.
 
-    ``model`` is the folder of an artifact written by ``qtrader train``; it is loaded and
-    verified (hashes, shapes) when the strategy is made.
+    The model is either ``model``, the folder of an artifact written by ``qtrader train``
+    (loaded and verified once, when the strategy is made), or ``registry``, a model registry
+    folder (``qtrader models``): then the strategy serves the registry's **active** version and
+    checks for a newer one before every ``signals`` call (one ``stat``; ``ai.sync``), so a
+    running worker trades a newly promoted model from its next decision on, without a restart.
+    A model that fails to load leaves the previous one serving.
     """
 
     name = "ai_ensemble"
@@ -70,18 +75,57 @@ class AiEnsemble:
         min_confidence: float = 0.55,
         exit_when_unsure: bool = False,
         threads: int = 1,
+        registry: str = "",
     ) -> None:
-        if not model:
-            raise ConfigError("ai_ensemble: give the model artifact folder, --param model=DIR")
+        if bool(model) == bool(registry):
+            raise ConfigError(
+                "ai_ensemble: give either the model artifact folder (--param model=DIR) or a "
+                "model registry folder (--param registry=DIR), not both"
+            )
         _check_rule(self.name, fraction, min_confidence)
         # Imported here: LightGBM takes a second to import, and only this strategy needs it.
         from quantum_trader.ai.artifact import load_artifact
 
-        self.model_path = Path(model)
-        self.artifact: ModelArtifact = load_artifact(self.model_path, threads=threads)
         self.fraction = fraction
         self.min_confidence = min_confidence
         self.exit_when_unsure = exit_when_unsure
+        self._watcher: ModelWatcher[ModelArtifact] | None = None
+        if model:
+            self.model_path = Path(model)
+            self._artifact: ModelArtifact = load_artifact(self.model_path, threads=threads)
+            return
+        from quantum_trader.ai.registry import ModelRegistry
+        from quantum_trader.ai.sync import ModelWatcher
+        from quantum_trader.domain.clock import WallClock
+
+        self.model_path = Path(registry)
+        self._watcher = ModelWatcher(
+            ModelRegistry(self.model_path, WallClock()),
+            lambda path, _record: load_artifact(path, threads=threads),
+        )
+        result = self._watcher.poll()
+        served = self._watcher.served
+        if served is None:
+            raise ConfigError(
+                f"ai_ensemble: the registry {self.model_path} has no active model to serve"
+                + (f" ({result.error})" if result.error else "")
+            )
+        self._artifact = served.model
+
+    @property
+    def artifact(self) -> ModelArtifact:
+        """The model serving now."""
+        return self._artifact
+
+    def refresh(self) -> bool:
+        """With a registry: serve its active version if it changed; True when swapped."""
+        if self._watcher is None:
+            return False
+        swapped = self._watcher.poll().swapped
+        served = self._watcher.served
+        if served is not None:
+            self._artifact = served.model
+        return swapped
 
     @property
     def warmup_bars(self) -> int:
@@ -122,6 +166,7 @@ class AiEnsemble:
 
     def signals(self, bars: Bars) -> Signals:
         """Target per bar from the model's probability; confidence per bar alongside."""
+        self.refresh()
         target, confidence = targets_from_probability(
             self.probabilities(bars),
             self.fraction,

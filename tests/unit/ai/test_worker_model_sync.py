@@ -1,0 +1,127 @@
+"""A running paper worker trades a newly promoted model from its next decision, without restart.
+
+The worker runs ``ai_ensemble`` on a model registry; half-way through the replay a person
+promotes another version (from another process, as ``qtrader models promote`` would); the
+decisions after the promotion are audited with the new version, the ones before with the old.
+Sizing through the RL sizer (with its rule-based fallback) never leaves the policy's caps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from quantum_trader.ai.registry import ModelRegistry
+from quantum_trader.ai.sizing import PositionSizer, SizingAction, SizingState
+from quantum_trader.bus.local import LocalBus
+from quantum_trader.domain.clock import ManualClock
+from quantum_trader.domain.policy import RiskMode
+from quantum_trader.engine.replay import ReplayFeed
+from quantum_trader.engine.stores import open_state_stores
+from quantum_trader.engine.training import TrainRun
+from quantum_trader.engine.worker import TradingWorker, WorkerSettings
+from quantum_trader.execution.paper import PaperVenue, VenueSettings
+from quantum_trader.strategies.ai_ensemble import AiEnsemble
+from quantum_trader.testing.fakes import RecordingAuditRecorder
+
+from .conftest import SYMBOLS, small_market, train_small
+
+
+@pytest.fixture(scope="module")
+def second(tmp_path_factory: pytest.TempPathFactory) -> TrainRun:
+    """Another version: the same data, another seed."""
+    return train_small(tmp_path_factory.mktemp("model2") / "artifact", seed=8)
+
+
+def worker_on(
+    tmp: Path, strategy: AiEnsemble, audit: RecordingAuditRecorder, sizer: PositionSizer | None
+) -> TradingWorker:
+    feed = ReplayFeed(small_market(), SYMBOLS, "1m")
+    venue = PaperVenue(
+        tmp / "venue.db", feed.instruments(), VenueSettings(), ManualClock(1), durable=False
+    )
+    return TradingWorker(
+        WorkerSettings("w0"),
+        feed,
+        strategy,
+        venue,
+        open_state_stores(None),
+        LocalBus(),
+        ManualClock(1),
+        audit=audit,
+        sizer=sizer,
+    )
+
+
+def test_a_promotion_reaches_the_running_worker_at_its_next_decision(
+    trained: TrainRun, second: TrainRun, tmp_path: Path
+) -> None:
+    registry = ModelRegistry(tmp_path / "models", ManualClock(5))
+    first = registry.register(trained.settings.out)
+    registry.start_shadow(first.version, actor="alice")
+    registry.promote(first.version, actor="alice", reason="first model", force=True)
+    strategy = AiEnsemble(registry=str(tmp_path / "models"), min_confidence=0.5)
+    audit = RecordingAuditRecorder()
+    worker = worker_on(tmp_path, strategy, audit, None)
+    worker.recover()
+    # 300 bars after the features' warm-up, the promotion, 300 more (features cost ~ms a bar)
+    start, half, end = 300, 600, 900
+    for i in range(start, half):
+        worker.step(i)
+    # Another process promotes a new version while the worker runs.
+    other = ModelRegistry(tmp_path / "models", ManualClock(6))
+    new = other.register(second.settings.out)
+    assert new.version != first.version
+    other.start_shadow(new.version, actor="bob")
+    other.promote(new.version, actor="bob", reason="better on the shadow week", force=True)
+    for i in range(half, end):
+        worker.step(i)
+    decisions = [r for r in audit.records if r["event_type"] == "trade.decision"]
+    versions = [r["metadata"]["model_version"] for r in decisions]
+    swap = int(worker.feed.times[half - 1]) + worker.feed.tf_ns  # the last close before it
+    before = [
+        v for r, v in zip(decisions, versions, strict=True) if r["metadata"]["market_ts"] <= swap
+    ]
+    after = versions[len(before) :]
+    assert before
+    assert after
+    assert set(before) == {first.version}
+    assert set(after) == {new.version}
+    assert all(0.5 <= r["metadata"]["confidence"] <= 1.0 for r in decisions)
+    assert strategy.artifact.version == new.version
+
+
+class Greedy:
+    """An agent that always asks for far more than any policy allows."""
+
+    trained = True
+
+    def act(self, state: SizingState, mode: RiskMode) -> SizingAction:
+        return SizingAction(multiplier=1e9, leverage=500.0)
+
+
+def test_sized_orders_never_exceed_the_policy_and_fallbacks_are_audited(
+    trained: TrainRun, tmp_path: Path
+) -> None:
+    artifact = trained.settings.out
+    strategy = AiEnsemble(model=str(artifact), min_confidence=0.5)
+    audit = RecordingAuditRecorder()
+    sizer = PositionSizer(Greedy(), audit=audit, monotonic=lambda: 0.0)
+    worker = worker_on(tmp_path, strategy, audit, sizer)
+    worker.recover()
+    for i in range(300, 900):
+        worker.step(i)
+    decisions = [r for r in audit.records if r["event_type"] == "trade.decision"]
+    assert decisions
+    assert {r["metadata"]["sizing"] for r in decisions if not r["metadata"]["reduce_only"]} == {
+        "agent_out_of_bounds"
+    }
+    fallbacks = [r for r in audit.records if r["action"] == "sizing_fallback"]
+    assert len(fallbacks) >= len([r for r in decisions if not r["metadata"]["reduce_only"]])
+    assert worker.denials == {}  # the RiskGuard found nothing to refuse: the sizer capped it
+    limits = worker.policy.current().active_limits
+    for r in decisions:
+        notional = r["metadata"]["quantity"] * r["metadata"]["price"]
+        assert notional <= limits.max_position_notional
+        assert notional <= limits.max_symbol_exposure * 10_000.0 * 1.5  # equity stays near 10k
