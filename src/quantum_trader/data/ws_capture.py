@@ -9,15 +9,17 @@ has no envelope (``{"lastUpdateId": ..., "bids": [...], "asks": [...]}``). Strea
 * ``<symbol>@bookTicker`` → :class:`BookTicker` (``u``, ``b``/``B``, ``a``/``A``; ``T``/``E``
   on USDT-M only, spot sends no time);
 * ``<symbol>@depth``, ``@depth@100ms``, ``@depth@0ms``... → :class:`DepthDiff` (``U``, ``u``,
-  ``pu`` on USDT-M only, ``b``/``a`` as [price, qty] strings, ``E``, ``T`` on USDT-M);
+  ``pu`` on USDT-M only, ``b``/``a`` as [price, qty] strings, ``E`` event time);
 * the snapshot → :class:`DepthSnapshot`.
 
 Events come out in the order they were recorded (arrival order at the collector, which is what
 a live process sees). Each stream is in exchange-time order on its own, but the streams
 interleave: in the USDT-M BTCUSDT capture an event arrives up to 110 ms of exchange time after
-one of a later time on another stream. Every event carries both clocks, in integer
-nanoseconds: ``ts_recv`` (the collector's clock, about 1.27 s behind the exchange in these
-files) and ``ts_event`` (the exchange's ``T`` or ``E``; ``None`` where Binance sends none).
+one of a later time on another stream. :class:`ExchangeTimeOrder` re-sorts a stream of events
+by exchange time within a bounded delay, for a replay that must follow the exchange's clock.
+Every event carries both clocks, in integer nanoseconds: ``ts_recv`` (the collector's clock,
+about 1.27 s behind the exchange in these files) and ``ts_event`` (the exchange's ``T`` or
+``E``; ``None`` where Binance sends none).
 
 Prices and quantities are float64 (the exchange's decimal strings parsed once): this module
 feeds simulation and the order book, not order I/O. Every number is checked: prices must be
@@ -30,6 +32,7 @@ reasons in :attr:`CaptureReader.stats`.
 from __future__ import annotations
 
 import gzip
+import heapq
 import math
 import re
 import zlib
@@ -50,6 +53,7 @@ __all__ = [
     "CaptureStats",
     "DepthDiff",
     "DepthSnapshot",
+    "ExchangeTimeOrder",
     "Level",
     "Trade",
     "parse_line",
@@ -444,3 +448,43 @@ def _add(total: CaptureStats, part: CaptureStats) -> None:
     total.bad_lines += part.bad_lines
     room = _KEEP_PROBLEMS - len(total.problems)
     total.problems.extend(part.problems[:room])
+
+
+class ExchangeTimeOrder:
+    """Re-sort events by exchange time, assuming none arrives more than ``max_delay_ns`` late.
+
+    Events are held until an event ``max_delay_ns`` of exchange time newer has been seen, then
+    released oldest first (ties keep their recorded order, so each stream keeps its own order).
+    An event without an exchange time (spot bookTicker) sorts right after the event recorded
+    before it. An event later than the bound cannot be put back in place: it is released at once
+    and counted in :attr:`late`. The default bound, 1 s, is nine times the worst delay in the
+    reference captures (110 ms).
+    """
+
+    def __init__(self, events: Iterable[CaptureEvent], *, max_delay_ns: int = 1_000_000_000):
+        if max_delay_ns < 0:
+            raise ValueError(f"max_delay_ns must be >= 0, got {max_delay_ns}")
+        self._events = events
+        self.max_delay_ns = max_delay_ns
+        self.late = 0
+        """Events that arrived more than ``max_delay_ns`` late (released out of order)."""
+
+    def __iter__(self) -> Iterator[CaptureEvent]:
+        """Yield the events in non-decreasing exchange time (late ones excepted)."""
+        heap: list[tuple[int, int, CaptureEvent]] = []
+        newest = released = previous = -1
+        for seq, event in enumerate(self._events):
+            ts = event.ts_event
+            key = max(ts, 0) if ts is not None else max(previous, released, 0)
+            previous = key
+            if key < released:
+                self.late += 1
+                yield event
+                continue
+            heapq.heappush(heap, (key, seq, event))
+            newest = max(newest, key)
+            while heap and heap[0][0] <= newest - self.max_delay_ns:
+                released, _, ready = heapq.heappop(heap)
+                yield ready
+        while heap:
+            yield heapq.heappop(heap)[2]

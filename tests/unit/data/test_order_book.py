@@ -13,6 +13,7 @@ from quantum_trader.data.ws_capture import (
     CaptureStats,
     DepthDiff,
     DepthSnapshot,
+    ExchangeTimeOrder,
     Level,
     read_capture,
 )
@@ -230,3 +231,16 @@ def test_book_when_rebuilding_usdm_btc_capture_stays_in_sync_and_matches_book_ti
                 )
             )
     assert same_prices / len(tickers) > 0.55
+
+
+@pytest.mark.reference_data
+def test_exchange_time_order_when_replaying_usdm_btc_capture_sorts_every_event(
+    reference_data: Path,
+) -> None:
+    """The worst cross-stream delay in this capture is 110 ms: a 200 ms bound sorts it all."""
+    ordered = ExchangeTimeOrder(read_capture(_usdm_btc(reference_data)), max_delay_ns=200_000_000)
+    times = [e.ts_event for e in ordered]
+    assert len(times) == 93_954
+    assert ordered.late == 0
+    assert all(t is not None for t in times)
+    assert times == sorted(times)  # type: ignore[type-var]

@@ -18,6 +18,7 @@ from quantum_trader.data.ws_capture import (
     CaptureStats,
     DepthDiff,
     DepthSnapshot,
+    ExchangeTimeOrder,
     Trade,
     parse_line,
     read_capture,
@@ -338,3 +339,44 @@ def test_parse_line_when_given_arbitrary_bytes_never_raises_anything_but_value_e
     except ValueError:
         return
     assert isinstance(event, EVENT_TYPES)
+
+
+# ------------------------------------------------------------------ exchange-time order
+def tick(ts_event: int | None, seq: int) -> BookTicker:
+    """A bookTicker at exchange time ``ts_event``; ``seq`` tells equal ones apart."""
+    return BookTicker("BTCUSDT", seq, 1.0, 1.0, 2.0, 1.0, ts_event, seq)
+
+
+def test_exchange_time_order_when_streams_interleave_sorts_within_the_delay() -> None:
+    events = [tick(10, 0), tick(5, 1), tick(20, 2), tick(None, 3), tick(15, 4), tick(20, 5)]
+    ordered = ExchangeTimeOrder(events, max_delay_ns=10)
+    # The spot-style ticker without a time stays right after the event recorded before it.
+    assert [e.update_id for e in ordered] == [1, 0, 4, 2, 3, 5]
+    assert ordered.late == 0
+
+
+def test_exchange_time_order_when_event_is_later_than_the_bound_releases_and_counts_it() -> None:
+    events = [tick(10, 0), tick(20, 1), tick(30, 2), tick(12, 3), tick(40, 4)]
+    ordered = ExchangeTimeOrder(events, max_delay_ns=5)
+    assert [e.update_id for e in ordered] == [0, 1, 3, 2, 4]
+    assert ordered.late == 1
+    with pytest.raises(ValueError, match="max_delay_ns"):
+        ExchangeTimeOrder([], max_delay_ns=-1)
+
+
+@given(
+    times=st.lists(st.integers(min_value=0, max_value=10_000), max_size=200),
+    jitter=st.lists(st.integers(min_value=0, max_value=50), min_size=200, max_size=200),
+)
+def test_exchange_time_order_when_delays_are_bounded_yields_a_sorted_permutation(
+    times: list[int], jitter: list[int]
+) -> None:
+    # Arrival order: by exchange time plus a delay of at most 50.
+    base = sorted(times)
+    arrivals = sorted(range(len(base)), key=lambda i: (base[i] + jitter[i], i))
+    events = [tick(base[i], i) for i in arrivals]
+    ordered = ExchangeTimeOrder(events, max_delay_ns=50)
+    out = list(ordered)
+    assert ordered.late == 0
+    assert sorted(e.update_id for e in out) == list(range(len(times)))
+    assert [e.ts_event for e in out] == base
