@@ -25,6 +25,9 @@ from quantum_trader.data.ws_capture import (
 )
 from quantum_trader.domain.errors import DataError
 
+# Derandomized: the same examples every run.
+PROPERTY = settings(deadline=None, derandomize=True, database=None)
+
 TRADE = (
     '1723161255088176367 {"stream":"btcusdt@trade","data":{"e":"trade","E":1723161256322,'
     '"T":1723161256321,"s":"BTCUSDT","t":5266583935,"p":"61800.30","q":"0.006","X":"MARKET",'
@@ -229,6 +232,7 @@ ids = st.integers(min_value=0, max_value=2**62)
 ms = st.integers(min_value=0, max_value=4_102_444_800_000)
 
 
+@PROPERTY
 @given(
     trade_id=ids,
     price=prices,
@@ -247,6 +251,7 @@ def test_parse_line_when_trade_is_well_formed_round_trips(
     )
 
 
+@PROPERTY
 @given(
     first=ids,
     span=st.integers(min_value=0, max_value=10_000),
@@ -329,7 +334,7 @@ def test_reader_when_fuzzed_file_with_skip_bad_accounts_for_every_line(tmp_path:
     assert 0 < reader.stats.bad_lines < len(lines)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(st.binary(max_size=300))
 def test_parse_line_when_given_arbitrary_bytes_never_raises_anything_but_value_error(
     raw: bytes,
@@ -364,6 +369,7 @@ def test_exchange_time_order_when_event_is_later_than_the_bound_releases_and_cou
         ExchangeTimeOrder([], max_delay_ns=-1)
 
 
+@PROPERTY
 @given(
     times=st.lists(st.integers(min_value=0, max_value=10_000), max_size=200),
     jitter=st.lists(st.integers(min_value=0, max_value=50), min_size=200, max_size=200),

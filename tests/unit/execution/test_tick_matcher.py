@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quantum_trader.data.ws_capture import BookTicker, DepthDiff, Trade
@@ -15,6 +15,9 @@ from quantum_trader.domain.orders import Order, OrderSide, OrderStatus, OrderTyp
 from quantum_trader.domain.trading import Liquidity
 from quantum_trader.execution.sim.costs import FeeModel, SlippageModel
 from quantum_trader.execution.sim.ticks import Quote, TickMatcher
+
+# Derandomized: the same examples every run.
+PROPERTY = settings(deadline=None, derandomize=True, database=None)
 
 SYM = "TESTUSDT"
 INST = Instrument(SYM, "TEST", "USDT", 0.1, 0.001, 0.001, 5.0)
@@ -285,6 +288,7 @@ orders = st.lists(
 )
 
 
+@PROPERTY
 @given(events=events, placed=orders)
 def test_matcher_when_driven_randomly_never_fills_beyond_price_or_quantity(
     events: list[tuple[bool, float, int]],
