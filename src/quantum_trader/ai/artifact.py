@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantum_trader.ai.health import FeatureReference
 from quantum_trader.ai.models import DirectionEnsemble, LinearModel, PlattCalibration
 from quantum_trader.domain.errors import ConfigError, IntegrityError
 
@@ -81,6 +82,22 @@ class ModelArtifact:
     def oos_predictions(self) -> pd.DataFrame:
         """The out-of-sample predictions saved with the model."""
         return read_oos_predictions(self.path)
+
+    def feature_references(self) -> dict[str, FeatureReference]:
+        """Each feature's training distribution (empty for an artifact made without them)."""
+        raw = self.manifest.get("feature_reference") or {}
+        if not isinstance(raw, dict):
+            raise IntegrityError(f"{self.path / MANIFEST}: feature_reference is not an object")
+        try:
+            return {str(k): FeatureReference.from_dict(v) for k, v in raw.items()}
+        except ConfigError as exc:
+            raise IntegrityError(f"{self.path / MANIFEST}: {exc}") from exc
+
+    def validation_accuracy(self) -> float | None:
+        """The ensemble's out-of-sample accuracy from validation, when recorded."""
+        metrics = self.manifest.get("metrics", {})
+        value = metrics.get("ensemble", {}).get("accuracy") if isinstance(metrics, dict) else None
+        return float(value) if isinstance(value, int | float) else None
 
 
 def library_versions() -> dict[str, str]:

@@ -49,6 +49,8 @@ class WorkerView:
     seen_wall_ns: int
     positions: dict[str, float] = field(default_factory=dict)
     halted: bool = False
+    model_score: float | None = None
+    model_detail: str = ""
 
 
 class _NoVenue:
@@ -113,12 +115,15 @@ class Supervisor:
         wid = str(p.get("worker", ""))
         if wid not in self.worker_ids:
             return
+        model = p.get("model_health")
         self.workers[wid] = WorkerView(
             equity=float(p["equity"]),
             market_ts=int(p["market_ts"]),
             seen_wall_ns=self.clock.now_ns(),
             positions={str(k): float(v) for k, v in dict(p.get("positions") or {}).items()},
             halted=bool(p.get("halted", False)),
+            model_score=float(model["score"]) if isinstance(model, dict) else None,
+            model_detail=str(model.get("detail", "")) if isinstance(model, dict) else "",
         )
 
     def health(self) -> list[SubsystemHealth]:
@@ -146,11 +151,21 @@ class Supervisor:
         return [
             SubsystemHealth.at(Subsystem.MARKET_DATA, SystemHealth.HEALTHY, "replay"),
             execution,
-            SubsystemHealth.at(Subsystem.MODELS, SystemHealth.HEALTHY),
+            self._models(alive),
             SubsystemHealth.at(Subsystem.RISK, SystemHealth.HEALTHY),
             SubsystemHealth.at(Subsystem.STORES, shared, detail),
             SubsystemHealth.at(Subsystem.BUS, shared, detail),
         ]
+
+    @staticmethod
+    def _models(alive: list[WorkerView]) -> SubsystemHealth:
+        """The worst model health any live worker reports (rule-based workers report none)."""
+        scored = [w for w in alive if w.model_score is not None]
+        if not scored:
+            return SubsystemHealth.at(Subsystem.MODELS, SystemHealth.HEALTHY, "no model in use")
+        worst = min(scored, key=lambda w: w.model_score or 0.0)
+        score = min(max(worst.model_score or 0.0, 0.0), 1.0)
+        return SubsystemHealth(Subsystem.MODELS, score, detail=worst.model_detail)
 
     def total_equity(self) -> tuple[float, int] | None:
         """Sum of the workers' equity and the earliest market time among them (None: not all

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from quantum_trader.ai.artifact import save_artifact
 from quantum_trader.ai.evaluation import classification_metrics
+from quantum_trader.ai.health import FeatureReference
 from quantum_trader.ai.models import EnsembleConfig
 from quantum_trader.ai.report import render_validation_markdown
 from quantum_trader.ai.training import (
@@ -202,6 +203,7 @@ def run_training_job(
             **validation["metrics"],
             "backtest": {k: v["summary"] for k, v in backtests.items()},
         },
+        "feature_reference": _feature_reference(data, result),
     }
     created_ns = (clock or WallClock()).now_ns()
     version = save_artifact(
@@ -216,6 +218,20 @@ def run_training_job(
         created_ns=created_ns,
     )
     return TrainRun(settings, version, validation)
+
+
+def _feature_reference(data: Dataset, result: TrainingResult) -> dict[str, Any]:
+    """Each feature's distribution over the rows the shipped model was fitted on (deciles).
+
+    A running engine compares its live features with these (PSI, ``ai.health``) without the
+    training set.
+    """
+    rows = (data.ts >= result.training_start_ns) & (data.ts <= result.training_end_ns)
+    return {
+        name: FeatureReference.from_values(data.x[rows, j]).to_dict()
+        for j, name in enumerate(data.features)
+        if np.isfinite(data.x[rows, j]).any()
+    }
 
 
 def _validation_backtests(

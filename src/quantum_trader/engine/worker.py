@@ -71,6 +71,7 @@ ORDERS_TOPIC = "orders"
 STATUS_TOPIC = "worker.status"
 _PUBLISHED_NOTE = "published_fills"
 _NS_PER_MS = 1_000_000
+_HEALTH_EVERY = 60  # bars between model-health readings in the status events
 _RECENT_VOL_BARS = 240  # the sizer's current volatility: the last few hours of 1m bars
 _REFERENCE_VOL_BARS = 2880  # its usual volatility: the last two days
 
@@ -155,6 +156,8 @@ class TradingWorker:
         self.on_step = on_step
         self.sizer = sizer
         self._peak = 0.0
+        self._steps = 0
+        self._health: dict[str, Any] | None = None
         self.policy = PolicyService(stores.policy, clock, audit, metrics)
         self.guard = RiskGuard(self.policy.current, on_denied=self._denied)
         self.errors = ExecutionErrorsEvaluator(max_execution_errors, error_window_secs)
@@ -304,21 +307,8 @@ class TradingWorker:
             target = _changed_target(signals.target)
             if target is None:
                 continue
-            confidence = _last_confidence(signals)
-            model: dict[str, Any] = {}
-            if signals.model_version is not None:
-                model = {"model_version": signals.model_version, "confidence": confidence}
-            leverage = self.settings.leverage
-            if (
-                self.sizer is not None
-                and target != 0.0
-                and signals.unit is TargetUnit.EQUITY_FRACTION
-            ):
-                sized = self._size(symbol, i, confidence, equity, ts_close)
-                target, leverage = math.copysign(sized.fraction, target), sized.leverage
-                model["sizing"] = sized.source if sized.cause is None else sized.cause.value
-            else:
-                target *= scale  # a sizer applies the mode's size_scale itself
+            sized = self._sized(symbol, i, signals, target, scale, equity, ts_close)
+            target, leverage, confidence, model = sized
             inst = self.venue.account.instruments[symbol]
             held = self.venue.account.positions[symbol].quantity
             move = rebalance(target, signals.unit, equity, marks[symbol], held, inst)
@@ -353,6 +343,36 @@ class TradingWorker:
                 tag=self.strategy.name,
             )
             self._send(order, marks[symbol], target, model)
+
+    def _sized(
+        self,
+        symbol: str,
+        i: int,
+        signals: Signals,
+        target: float,
+        scale: float,
+        equity: float,
+        ts_ns: int,
+    ) -> tuple[float, float, float, dict[str, Any]]:
+        """(target, leverage, confidence, audit facts) of a decision, sized.
+
+        With a sizer, a new position of a fraction-of-equity strategy takes the sizer's
+        fraction (which already holds the mode's ``size_scale``); otherwise the strategy's
+        target is scaled by ``size_scale``, as in the backtest.
+        """
+        confidence = _last_confidence(signals)
+        model: dict[str, Any] = {}
+        if signals.model_version is not None:
+            model = {"model_version": signals.model_version, "confidence": confidence}
+            if self.metrics is not None:
+                direction = "flat" if target == 0 else "up" if target > 0 else "down"
+                self.metrics.record_model_prediction(self.strategy.name, direction, confidence)
+        use_sizer = target != 0.0 and signals.unit is TargetUnit.EQUITY_FRACTION
+        if self.sizer is None or not use_sizer:
+            return target * scale, self.settings.leverage, confidence, model
+        sized = self._size(symbol, i, confidence, equity, ts_ns)
+        model["sizing"] = sized.source if sized.cause is None else sized.cause.value
+        return math.copysign(sized.fraction, target), sized.leverage, confidence, model
 
     def _size(
         self, symbol: str, i: int, confidence: float, equity: float, ts_ns: int
@@ -617,6 +637,12 @@ class TradingWorker:
             "halted": self.halt.is_set(),
             "pending_trade_writes": len(self._pending),
         }
+        health = getattr(self.strategy, "model_health", None)
+        if health is not None:
+            if self._health is None or self._steps % _HEALTH_EVERY == 0:
+                self._health = health().to_dict()
+            payload["model_health"] = self._health
+        self._steps += 1
         self._publish(self._events.create(STATUS_TOPIC, payload))
 
     def _publish(self, event: Event) -> None:

@@ -18,6 +18,7 @@ exactly what this strategy does with predictions the model made without seeing t
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,7 +32,16 @@ from quantum_trader.strategies.base import Bars, FloatArray, Signals, TargetUnit
 
 if TYPE_CHECKING:
     from quantum_trader.ai.artifact import ModelArtifact
+    from quantum_trader.ai.health import ModelHealth
     from quantum_trader.ai.sync import ModelWatcher
+
+
+LIVE_WINDOW = 2_880
+"""Bars of live features and resolved predictions the model's health is measured over."""
+MIN_DRIFT_ROWS = 500
+"""Live feature rows needed before drift is measured (fewer make PSI noise)."""
+NO_DRIFT_FEATURES = frozenset({"funding_rate", "time_of_day_sin", "time_of_day_cos"})
+"""Features whose live distribution over ``LIVE_WINDOW`` bars cannot match training's."""
 
 
 def targets_from_probability(
@@ -90,6 +100,9 @@ class AiEnsemble:
         self.min_confidence = min_confidence
         self.exit_when_unsure = exit_when_unsure
         self._watcher: ModelWatcher[ModelArtifact] | None = None
+        self._seen: dict[str, int] = {}
+        self._live: deque[FloatArray] = deque(maxlen=LIVE_WINDOW)
+        self._outcomes: deque[float] = deque(maxlen=LIVE_WINDOW)
         if model:
             self.model_path = Path(model)
             self._artifact: ModelArtifact = load_artifact(self.model_path, threads=threads)
@@ -116,6 +129,48 @@ class AiEnsemble:
     def artifact(self) -> ModelArtifact:
         """The model serving now."""
         return self._artifact
+
+    def _observe(self, bars: Bars, x: FloatArray, prob: FloatArray) -> None:
+        """Keep the newest bar's features, and score the prediction made a horizon ago."""
+        if not len(bars):
+            return
+        symbol, ts = bars.symbol, int(bars.ts[-1])
+        if ts <= self._seen.get(symbol, -1):
+            return
+        self._seen[symbol] = ts
+        if np.isfinite(x[-1]).all():
+            self._live.append(x[-1])
+        h = self.artifact.horizon
+        if len(bars) > h and np.isfinite(prob[-1 - h]) and prob[-1 - h] != 0.5:
+            up = bars.close[-1] > bars.close[-1 - h]
+            self._outcomes.append(1.0 if (prob[-1 - h] > 0.5) == up else 0.0)
+
+    def model_health(self) -> ModelHealth:
+        """Drift of the live features from training (PSI) and live accuracy vs validation.
+
+        Over the last ``LIVE_WINDOW`` bars seen by ``signals``, all symbols pooled; a stale
+        model (the registry's active version failed to load) counts against it. Drift is read
+        once ``MIN_DRIFT_ROWS`` live rows are in, and not for the calendar and funding
+        features (``NO_DRIFT_FEATURES``): over a day or two their live values cover a few
+        hours or a few funding stamps, which is no sample of their training distribution.
+        """
+        from quantum_trader.ai.health import assess_model
+
+        live = np.asarray(self._live, dtype=np.float64)
+        names = list(self.artifact.model.features)
+        features: dict[str, FloatArray] = {}
+        if len(live) >= MIN_DRIFT_ROWS:
+            features = {
+                n: live[:, j] for j, n in enumerate(names) if n not in NO_DRIFT_FEATURES
+            }
+        return assess_model(
+            version=self.artifact.version,
+            references=self.artifact.feature_references(),
+            live_features=features,
+            validation_accuracy=self.artifact.validation_accuracy(),
+            live_correct=list(self._outcomes),
+            stale=self._watcher.stale if self._watcher is not None else False,
+        )
 
     def refresh(self) -> bool:
         """With a registry: serve its active version if it changed; True when swapped."""
@@ -145,6 +200,9 @@ class AiEnsemble:
 
     def probabilities(self, bars: Bars) -> FloatArray:
         """The model's calibrated up-probability per bar (NaN during the feature warm-up)."""
+        return self._predict(bars)[1]
+
+    def _predict(self, bars: Bars) -> tuple[FloatArray, FloatArray]:
         features = compute_features(
             bars.ts,
             bars.open,
@@ -162,13 +220,16 @@ class AiEnsemble:
                 f"ai_ensemble: model {self.artifact.version} needs features this version "
                 f"does not compute: {', '.join(missing)}"
             )
-        return self.artifact.model.predict_proba(features[wanted].to_numpy(np.float64))
+        x = features[wanted].to_numpy(np.float64)
+        return x, self.artifact.model.predict_proba(x)
 
     def signals(self, bars: Bars) -> Signals:
         """Target per bar from the model's probability; confidence per bar alongside."""
         self.refresh()
+        x, prob = self._predict(bars)
+        self._observe(bars, x, prob)
         target, confidence = targets_from_probability(
-            self.probabilities(bars),
+            prob,
             self.fraction,
             self.min_confidence,
             exit_when_unsure=self.exit_when_unsure,

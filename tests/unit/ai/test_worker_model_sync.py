@@ -8,20 +8,25 @@ Sizing through the RL sizer (with its rule-based fallback) never leaves the poli
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from quantum_trader.ai.registry import ModelRegistry
 from quantum_trader.ai.sizing import PositionSizer, SizingAction, SizingState
 from quantum_trader.bus.local import LocalBus
+from quantum_trader.data.market import SymbolData
 from quantum_trader.domain.clock import ManualClock
 from quantum_trader.domain.policy import RiskMode
 from quantum_trader.engine.replay import ReplayFeed
 from quantum_trader.engine.stores import open_state_stores
+from quantum_trader.engine.supervisor import Supervisor
 from quantum_trader.engine.training import TrainRun
-from quantum_trader.engine.worker import TradingWorker, WorkerSettings
+from quantum_trader.engine.worker import STATUS_TOPIC, TradingWorker, WorkerSettings
 from quantum_trader.execution.paper import PaperVenue, VenueSettings
+from quantum_trader.risk.health import Subsystem, SystemHealth
 from quantum_trader.strategies.ai_ensemble import AiEnsemble
 from quantum_trader.testing.fakes import RecordingAuditRecorder
 
@@ -125,3 +130,59 @@ def test_sized_orders_never_exceed_the_policy_and_fallbacks_are_audited(
         notional = r["metadata"]["quantity"] * r["metadata"]["price"]
         assert notional <= limits.max_position_notional
         assert notional <= limits.max_symbol_exposure * 10_000.0 * 1.5  # equity stays near 10k
+
+
+def wilder(market: dict[str, SymbolData], factor: float) -> dict[str, SymbolData]:
+    """The same market with every log move ``factor`` times as large (a volatility shock)."""
+    out = {}
+    for symbol, data in market.items():
+        c = data.candles.copy()
+        base = float(c["open"].iloc[0])
+        for col in ("open", "high", "low", "close"):
+            c[col] = base * np.exp(factor * np.log(c[col] / base))
+        out[symbol] = replace(data, candles=c)
+    return out
+
+
+def health_after(
+    trained: TrainRun, tmp_path: Path, market: dict[str, SymbolData]
+) -> tuple[dict[str, object], Supervisor]:
+    strategy = AiEnsemble(model=str(trained.settings.out), min_confidence=0.5)
+    feed = ReplayFeed(market, SYMBOLS, "1m")
+    venue = PaperVenue(
+        tmp_path / "venue.db", feed.instruments(), VenueSettings(), ManualClock(1), durable=False
+    )
+    stores = open_state_stores(None)
+    bus = LocalBus()
+    clock = ManualClock(10**18)
+    supervisor = Supervisor(("w0",), stores.policy, stores.ess, stores.equity_marks, clock)
+    bus.subscribe(STATUS_TOPIC, supervisor.on_status)
+    worker = TradingWorker(WorkerSettings("w0"), feed, strategy, venue, stores, bus, ManualClock(1))
+    worker.recover()
+    for i in range(300, 900):  # 1,200 live rows over the two symbols
+        worker.step(i)
+    assert supervisor.workers["w0"].model_score is not None
+    return strategy.model_health().to_dict(), supervisor
+
+
+def test_a_drifting_model_lowers_the_systems_health_and_risk_mode(
+    trained: TrainRun, tmp_path: Path
+) -> None:
+    calm, calm_supervisor = health_after(trained, tmp_path / "calm", small_market())
+    shocked, supervisor = health_after(trained, tmp_path / "shock", wilder(small_market(), 6.0))
+    # One-bar returns six times as large are a significant shift; the same hours unshocked are
+    # not (the synthetic market's regimes do move the volatility features of either).
+    calm_psi: dict[str, float] = calm["psi"]  # type: ignore[assignment]
+    shocked_psi: dict[str, float] = shocked["psi"]  # type: ignore[assignment]
+    assert calm_psi["ret_1"] < 0.10 < 0.25 < shocked_psi["ret_1"]
+    assert shocked["score"] < 0.75, shocked["detail"]
+    assert "input drift" in str(shocked["detail"])
+    calm_report = {r.subsystem: r for r in calm_supervisor.health()}[Subsystem.MODELS]
+    assert calm_report.score == calm["score"]
+    report = {r.subsystem: r for r in supervisor.health()}[Subsystem.MODELS]
+    assert report.score == shocked["score"]
+    before = supervisor.policy.current().mode
+    result = supervisor.cycle()
+    assert result is not None
+    assert result.health.system in (SystemHealth.DEGRADED, SystemHealth.CRITICAL)
+    assert supervisor.policy.current().mode is not before  # down at once, no waiting
