@@ -5,8 +5,10 @@ Callers branch on what they do next, so the tree is drawn by that::
     QuantumTraderError
     ├─ ConfigError          fatal at start-up: fix the configuration
     ├─ DataError            market data is unusable: fix or repair the data
-    │   └─ DataValidationError   the validator found problems (carries them)
-    ├─ TransientError       retry with backoff
+    │   ├─ DataValidationError   the validator found problems (carries them)
+    │   └─ ExchangePayloadError  an exchange answered with JSON we cannot read (names the field)
+    ├─ TransientError       retry with backoff (``retry_after_secs`` when the venue said when)
+    │   └─ RateLimitedError      the venue throttled us (HTTP 429/418, Binance -1003)
     ├─ RejectedError        the venue refused; do not retry blindly
     │   ├─ InsufficientMarginError
     │   └─ InvalidOrderError
@@ -41,7 +43,29 @@ class DataValidationError(DataError):
 
 
 class TransientError(QuantumTraderError):
-    """A temporary failure: the caller may retry with backoff."""
+    """A temporary failure: the caller may retry with backoff.
+
+    ``retry_after_secs`` is how long the other side asked us to wait, when it said so.
+    """
+
+    def __init__(self, message: str, *, retry_after_secs: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_secs = retry_after_secs
+
+
+class RateLimitedError(TransientError):
+    """The venue refused the request for its rate limit; wait ``retry_after_secs`` if given."""
+
+
+class ExchangePayloadError(DataError):
+    """An exchange answer lacks a field or holds a value that cannot be what it claims.
+
+    ``field`` names the offending field as a path (``positions[2].positionAmt``).
+    """
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class RejectedError(QuantumTraderError):
