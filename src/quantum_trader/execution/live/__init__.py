@@ -1,0 +1,1 @@
+"""The live venue: Binance USDT-M perpetual futures through ccxt (``venue.BinanceUsdmVenue``)."""
