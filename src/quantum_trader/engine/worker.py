@@ -239,6 +239,9 @@ class TradingWorker:
                 wait(pause)
         self._flush_trades()
         self._drain()
+        close = getattr(self.strategy, "close", None)
+        if close is not None:
+            close()  # a model strategy writes what it buffered (its shadow log)
         return i
 
     # ------------------------------------------------------------------ one market time

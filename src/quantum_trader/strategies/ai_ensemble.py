@@ -11,6 +11,12 @@ The per-bar confidence and the model version travel with the targets (``Signals`
 engine's RiskGuard gates entries by the policy's minimum confidence and every
 ``trade.decision`` audit record names the model and its confidence.
 
+With a model registry (``registry=DIR``) the strategy trades the active version, picks up a
+promotion at its next call, and runs every version in **shadow** beside it: each bar, each
+shadow model's prediction and, a horizon later, its outcome go to the registry's shadow log
+(buffered, ``SHADOW_BATCH`` per fsynced append); they never reach a target. That log is what
+the promotion gate reads for the shadow period.
+
 ``PredictionReplay`` plays saved out-of-sample probabilities through the same rule: the
 validation backtest of ``qtrader train`` uses it, so the backtest a validation report shows is
 exactly what this strategy does with predictions the model made without seeing those bars.
@@ -25,14 +31,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from quantum_trader.ai.features import WARMUP_BARS, compute_features
-from quantum_trader.domain.errors import ConfigError
+from quantum_trader.domain.errors import ConfigError, QuantumTraderError
 from quantum_trader.strategies.base import Bars, FloatArray, Signals, TargetUnit
 
 if TYPE_CHECKING:
     from quantum_trader.ai.artifact import ModelArtifact
     from quantum_trader.ai.health import ModelHealth
+    from quantum_trader.ai.registry import ModelRegistry
+    from quantum_trader.ai.shadow import ShadowOutcome, ShadowPrediction
     from quantum_trader.ai.sync import ModelWatcher
 
 
@@ -40,6 +49,8 @@ LIVE_WINDOW = 2_880
 """Bars of live features and resolved predictions the model's health is measured over."""
 MIN_DRIFT_ROWS = 500
 """Live feature rows needed before drift is measured (fewer make PSI noise)."""
+SHADOW_BATCH = 120
+"""Shadow predictions and outcomes buffered before one fsynced append to the shadow log."""
 NO_DRIFT_FEATURES = frozenset({"funding_rate", "time_of_day_sin", "time_of_day_cos"})
 """Features whose live distribution over ``LIVE_WINDOW`` bars cannot match training's."""
 
@@ -101,6 +112,11 @@ class AiEnsemble:
         self.exit_when_unsure = exit_when_unsure
         self._watcher: ModelWatcher[ModelArtifact] | None = None
         self._seen: dict[str, int] = {}
+        self._registry: ModelRegistry | None = None
+        self._shadows: dict[str, ModelArtifact] = {}
+        self._shadow_seen: dict[str, int] = {}
+        self._shadow_pending: dict[str, tuple[list[ShadowPrediction], list[ShadowOutcome]]] = {}
+        self._last_features = pd.DataFrame()
         self._live: deque[FloatArray] = deque(maxlen=LIVE_WINDOW)
         self._outcomes: deque[float] = deque(maxlen=LIVE_WINDOW)
         if model:
@@ -112,8 +128,9 @@ class AiEnsemble:
         from quantum_trader.domain.clock import WallClock
 
         self.model_path = Path(registry)
+        self._registry = ModelRegistry(self.model_path, WallClock())
         self._watcher = ModelWatcher(
-            ModelRegistry(self.model_path, WallClock()),
+            self._registry,
             lambda path, _record: load_artifact(path, threads=threads),
         )
         result = self._watcher.poll()
@@ -124,6 +141,7 @@ class AiEnsemble:
                 + (f" ({result.error})" if result.error else "")
             )
         self._artifact = served.model
+        self._load_shadows()
 
     @property
     def artifact(self) -> ModelArtifact:
@@ -160,9 +178,7 @@ class AiEnsemble:
         names = list(self.artifact.model.features)
         features: dict[str, FloatArray] = {}
         if len(live) >= MIN_DRIFT_ROWS:
-            features = {
-                n: live[:, j] for j, n in enumerate(names) if n not in NO_DRIFT_FEATURES
-            }
+            features = {n: live[:, j] for j, n in enumerate(names) if n not in NO_DRIFT_FEATURES}
         return assess_model(
             version=self.artifact.version,
             references=self.artifact.feature_references(),
@@ -176,11 +192,71 @@ class AiEnsemble:
         """With a registry: serve its active version if it changed; True when swapped."""
         if self._watcher is None:
             return False
-        swapped = self._watcher.poll().swapped
+        result = self._watcher.poll()
         served = self._watcher.served
         if served is not None:
             self._artifact = served.model
-        return swapped
+        if result.checked:
+            self._load_shadows()
+        return result.swapped
+
+    def _load_shadows(self) -> None:
+        """Load the registry's versions in shadow (kept while they stay in shadow)."""
+        from quantum_trader.ai.artifact import load_artifact
+        from quantum_trader.ai.registry import ModelStatus
+
+        assert self._registry is not None
+        wanted = {r.version for r in self._registry.records() if r.status is ModelStatus.SHADOW}
+        for version in list(self._shadows):
+            if version not in wanted:
+                self._flush_shadow(version)
+                del self._shadows[version]
+        for version in wanted - self._shadows.keys():
+            try:
+                self._shadows[version] = load_artifact(self._registry.verify(version))
+            except QuantumTraderError:
+                continue  # a shadow that cannot load is not logged; the gate will see that
+
+    def _shadow(self, bars: Bars) -> None:
+        """Log each shadow model's prediction for the newest bar, and the outcome of its
+        prediction a horizon ago; nothing here reaches a target."""
+        if not self._shadows or not len(bars):
+            return
+        from quantum_trader.ai.shadow import ShadowOutcome, ShadowPrediction
+
+        symbol, ts = bars.symbol, int(bars.ts[-1])
+        if ts <= self._shadow_seen.get(symbol, -1):
+            return
+        self._shadow_seen[symbol] = ts
+        for version, artifact in self._shadows.items():
+            x = self._matrix(artifact, self._last_features)[-1:]
+            pending = self._shadow_pending.setdefault(version, ([], []))
+            if np.isfinite(x).all():
+                p = float(artifact.model.predict_proba(x)[0])
+                pending[0].append(ShadowPrediction(ts, symbol, min(max(p, 0.0), 1.0)))
+            h = artifact.horizon
+            if len(bars) > h:
+                up = int(bars.close[-1] > bars.close[-1 - h])
+                pending[1].append(ShadowOutcome(int(bars.ts[-1 - h]), symbol, up))
+            if len(pending[0]) + len(pending[1]) >= SHADOW_BATCH:
+                self._flush_shadow(version)
+
+    def _flush_shadow(self, version: str) -> None:
+        predictions, outcomes = self._shadow_pending.pop(version, ([], []))
+        if self._registry is None or not (predictions or outcomes):
+            return
+        try:
+            if predictions:
+                self._registry.record_shadow_predictions(version, predictions)
+            if outcomes:
+                self._registry.record_shadow_outcomes(version, outcomes)
+        except QuantumTraderError:
+            pass  # promoted or retired meanwhile: its shadow period is over
+
+    def close(self) -> None:
+        """Write the shadow predictions still buffered."""
+        for version in list(self._shadow_pending):
+            self._flush_shadow(version)
 
     @property
     def warmup_bars(self) -> int:
@@ -203,7 +279,23 @@ class AiEnsemble:
         return self._predict(bars)[1]
 
     def _predict(self, bars: Bars) -> tuple[FloatArray, FloatArray]:
-        features = compute_features(
+        features = self._features(bars)
+        x = self._matrix(self.artifact, features)
+        return x, self.artifact.model.predict_proba(x)
+
+    @staticmethod
+    def _matrix(artifact: ModelArtifact, features: pd.DataFrame) -> FloatArray:
+        wanted = list(artifact.model.features)
+        missing = [f for f in wanted if f not in features.columns]
+        if missing:
+            raise ConfigError(
+                f"ai_ensemble: model {artifact.version} needs features this version "
+                f"does not compute: {', '.join(missing)}"
+            )
+        return features[wanted].to_numpy(np.float64)
+
+    def _features(self, bars: Bars) -> pd.DataFrame:
+        self._last_features = compute_features(
             bars.ts,
             bars.open,
             bars.high,
@@ -213,21 +305,14 @@ class AiEnsemble:
             funding_ts=bars.funding_ts,
             funding_rate=bars.funding_rate,
         )
-        wanted = list(self.artifact.model.features)
-        missing = [f for f in wanted if f not in features.columns]
-        if missing:
-            raise ConfigError(
-                f"ai_ensemble: model {self.artifact.version} needs features this version "
-                f"does not compute: {', '.join(missing)}"
-            )
-        x = features[wanted].to_numpy(np.float64)
-        return x, self.artifact.model.predict_proba(x)
+        return self._last_features
 
     def signals(self, bars: Bars) -> Signals:
         """Target per bar from the model's probability; confidence per bar alongside."""
         self.refresh()
         x, prob = self._predict(bars)
         self._observe(bars, x, prob)
+        self._shadow(bars)
         target, confidence = targets_from_probability(
             prob,
             self.fraction,

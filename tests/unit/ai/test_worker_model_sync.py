@@ -186,3 +186,29 @@ def test_a_drifting_model_lowers_the_systems_health_and_risk_mode(
     assert result is not None
     assert result.health.system in (SystemHealth.DEGRADED, SystemHealth.CRITICAL)
     assert supervisor.policy.current().mode is not before  # down at once, no waiting
+
+
+def test_a_shadow_model_is_logged_beside_the_active_one_and_never_traded(
+    trained: TrainRun, second: TrainRun, tmp_path: Path
+) -> None:
+    registry = ModelRegistry(tmp_path / "models", ManualClock(5))
+    active = registry.register(trained.settings.out)
+    registry.start_shadow(active.version, actor="alice")
+    registry.promote(active.version, actor="alice", reason="first model", force=True)
+    shadow = registry.register(second.settings.out)
+    registry.start_shadow(shadow.version, actor="alice", reason="a week in shadow")
+    strategy = AiEnsemble(registry=str(tmp_path / "models"), min_confidence=0.5)
+    audit = RecordingAuditRecorder()
+    worker = worker_on(tmp_path, strategy, audit, None)
+    worker.recover()
+    for i in range(300, 600):
+        worker.step(i)
+    strategy.close()
+    summary = registry.shadow_log(shadow.version).summary()
+    assert summary.predictions == 2 * 300  # every bar of both symbols
+    horizon = strategy.artifact.horizon
+    assert summary.resolved == 2 * (300 - horizon)  # outcomes a horizon later, never before
+    assert 0.0 <= summary.accuracy <= 1.0
+    decisions = [r for r in audit.records if r["event_type"] == "trade.decision"]
+    assert decisions
+    assert {r["metadata"]["model_version"] for r in decisions} == {active.version}
