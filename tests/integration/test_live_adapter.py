@@ -399,14 +399,40 @@ def test_cancel_all_when_orders_rest_cancels_per_symbol_and_returns_them(
     assert gone.status is OrderStatus.CANCELED
 
 
-def test_cancel_when_order_rests_cancels_it_and_when_gone_returns_none(
-    venue: BinanceUsdmVenue,
+def test_cancel_when_order_rests_cancels_it_and_when_filled_returns_none(
+    venue: BinanceUsdmVenue, fake: FakeBinanceUsdm
 ) -> None:
     venue.submit(limit("w1-k1", 55_000.0))
     canceled = venue.cancel("w1-k1")
     assert canceled is not None
     assert canceled.status is OrderStatus.CANCELED
-    assert venue.cancel("w1-k1") is None
+    again = venue.cancel("w1-k1")  # a retried cancel whose first answer was lost
+    assert again is not None
+    assert again.status is OrderStatus.CANCELED
+    venue.submit(market("w1-k2"))
+    assert venue.cancel("w1-k2") is None  # filled
+    fake.inject("DELETE", "/fapi/v1/order", Fault.stall(1.0, process="before"))
+    venue.submit(limit("w1-k3", 55_000.0))
+    lost = venue.cancel("w1-k3")
+    assert lost is not None
+    assert lost.status is OrderStatus.CANCELED
+
+
+def test_submit_when_look_up_after_a_timeout_keeps_failing_says_outcome_unknown(
+    fake: FakeBinanceUsdm, sleep: RecordingSleep
+) -> None:
+    venue = make_venue(fake, sleep, max_attempts=2)
+    venue.load_instruments()
+    fake.inject(*ORDER, Fault.stall(1.0, process="before"))
+    fake.inject(
+        "GET", "/fapi/v1/order", Fault.passthrough(), Fault.server_error(), Fault.server_error()
+    )
+    with pytest.raises(TransientError, match="outcome unknown"):
+        venue.submit(market("w1-u1"))
+    assert len(fake.requests_to(*ORDER)) == 1
+    again = venue.submit(market("w1-u1"))  # a later try looks first and finds it
+    assert again.status is OrderStatus.FILLED
+    assert len(fake.requests_to(*ORDER)) == 1
 
 
 def test_read_when_answer_is_malformed_raises_payload_error_naming_the_field(
@@ -435,6 +461,14 @@ def test_environment_when_testnet_or_demo_points_ccxt_at_their_urls() -> None:
         v = BinanceUsdmVenue(None, BinanceUsdmSettings(environment=env), clock=WallClock())
         assert v.api_urls["fapiPrivate"] == host
         assert v.api_urls["fapiPublic"] == host
+    # Signing for the testnet does not trip ccxt's "sandbox is deprecated" refusal.
+    testnet = BinanceUsdmVenue(
+        BinanceCredentials("k", "s"),
+        BinanceUsdmSettings(environment=BinanceEnvironment.TESTNET),
+        clock=WallClock(),
+    )
+    signed = testnet._exchange.sign("account", ["fapiPrivateV3"], "GET", {})
+    assert signed["url"].startswith("https://testnet.binancefuture.com/fapi/v3/account?")
 
 
 def test_credentials_when_printed_or_missing_never_show_the_secret() -> None:

@@ -133,6 +133,11 @@ class Fault:
     process: Literal["before", "after", "never"] = "never"
 
     @classmethod
+    def passthrough(cls) -> Fault:
+        """Answer normally (holds a place in the queue, so a later fault hits a later request)."""
+        return cls()
+
+    @classmethod
     def rate_limited(cls, retry_after_secs: int = 1) -> Fault:
         """HTTP 429, ``Retry-After`` and Binance -1003 (request weight exceeded)."""
         return cls(
@@ -352,7 +357,7 @@ class FakeBinanceUsdm:
                 record.status = answer[0]
             self._write(handler, answer)
             return
-        if fault is not None:
+        if fault is not None and fault.status:
             payload: Any = (
                 fault.raw_body
                 if fault.raw_body is not None

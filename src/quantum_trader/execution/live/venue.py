@@ -55,7 +55,7 @@ from quantum_trader.domain.errors import (
     TransientError,
 )
 from quantum_trader.domain.instruments import Instrument
-from quantum_trader.domain.orders import Order, OrderTrigger, OrderType, TimeInForce
+from quantum_trader.domain.orders import Order, OrderStatus, OrderTrigger, OrderType, TimeInForce
 from quantum_trader.domain.trading import AccountSnapshot
 from quantum_trader.execution.live.config import (
     BinanceCredentials,
@@ -465,11 +465,23 @@ class BinanceUsdmVenue:
                 if isinstance(exc, RateLimitedError):
                     continue  # a throttled request was not processed: send again
                 # The outcome is unknown: the order may be at the exchange. Ask first.
-                known = self._retrying(f"look up order {cid}", lambda: self._lookup(symbol, cid))
+                known = self._look_up_after_unknown(what, symbol, cid)
                 if known is not None:
                     self._symbols[cid] = symbol
                     return known
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _look_up_after_unknown(self, what: str, symbol: str, cid: str) -> Order | None:
+        try:
+            return self._retrying(f"look up order {cid}", lambda: self._lookup(symbol, cid))
+        except TransientError as exc:
+            # Neither sent again nor known: say so, so nobody resends without looking first
+            # (submit itself always looks first, and Binance refuses a used id: -4116).
+            raise TransientError(
+                f"{what}: outcome unknown (the order may be at the exchange) and the look-up "
+                f"failed: {exc}",
+                retry_after_secs=exc.retry_after_secs,
+            ) from exc
 
     def _order_request(self, order: Order) -> dict[str, Any]:
         if not _CLIENT_ORDER_ID.match(order.client_order_id):
@@ -538,7 +550,11 @@ class BinanceUsdmVenue:
             return float("nan")
 
     def cancel(self, client_order_id: str, symbol: str | None = None) -> Order | None:
-        """Cancel one order; return it, or None when it is not open (filled, gone, unknown)."""
+        """Cancel one order; return it canceled, or None when it filled or is unknown.
+
+        Canceling an order that is already canceled returns it (a retried cancel whose first
+        answer was lost looks the same as a second cancel).
+        """
         symbol = symbol or self._symbols.get(client_order_id)
         if symbol is None:
             raise ValueError(f"order {client_order_id}: pass its symbol")
@@ -547,9 +563,14 @@ class BinanceUsdmVenue:
         try:
             return parse_order(self._get(what, "fapiPrivateDeleteOrder", params))
         except (OrderNotFound, RejectedError) as exc:
-            if isinstance(exc, OrderNotFound) or exc.reason == "not_open":
-                return None
-            raise
+            if not (isinstance(exc, OrderNotFound) or exc.reason == "not_open"):
+                raise
+        # Not open: already filled or canceled, possibly by an earlier try of this very call
+        # whose answer was lost. Report it canceled only if the exchange says so.
+        known = self._retrying(
+            f"look up order {client_order_id}", lambda: self._lookup(symbol, client_order_id)
+        )
+        return known if known is not None and known.status is OrderStatus.CANCELED else None
 
     def cancel_all(self, ts_ns: int | None = None, symbol: str | None = None) -> list[Order]:
         """Cancel every open order (of ``symbol``); return them, as canceled.
