@@ -7,11 +7,14 @@ own HTTP timeout (0.3 s) in the timeout tests, where the fake stalls for real.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 
 import pytest
+from typer.testing import CliRunner
 
+from quantum_trader.cli.app import app
 from quantum_trader.domain.clock import ManualClock, WallClock
 from quantum_trader.domain.errors import (
     ConfigError,
@@ -483,3 +486,39 @@ def test_credentials_when_printed_or_missing_never_show_the_secret() -> None:
     assert BinanceCredentials.from_env(
         {"QT_BINANCE_KEY": "k", "QT_BINANCE_SECRET": "s"}
     ) == BinanceCredentials("k", "s")
+
+
+# --------------------------------------------------------------------- qtrader exchange check
+def test_exchange_check_when_keys_work_prints_balances_positions_and_orders(
+    venue: BinanceUsdmVenue, fake: FakeBinanceUsdm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    venue.submit(market("w1-cli-1"))
+    venue.submit(limit("w1-cli-2", 55_000.0))
+    monkeypatch.setenv("QT_BINANCE_KEY", KEY)
+    monkeypatch.setenv("QT_BINANCE_SECRET", SECRET)
+    monkeypatch.setenv("COLUMNS", "200")
+    result = CliRunner().invoke(app, ["exchange", "check", "--api-url", fake.base_url, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["balances"]["USDT"]["wallet_balance"] == pytest.approx(10_000 - 0.24)
+    assert [p["symbol"] for p in report["positions"]] == ["BTCUSDT"]
+    assert [o["client_order_id"] for o in report["open_orders"]] == ["w1-cli-2"]
+    assert SECRET not in result.output
+    table = CliRunner().invoke(app, ["exchange", "check", "--api-url", fake.base_url])
+    assert table.exit_code == 0, table.output
+    assert "BTCUSDT" in table.output
+    assert "w1-cli-2" in table.output
+
+
+def test_exchange_check_when_keys_missing_or_wrong_exits_2(
+    fake: FakeBinanceUsdm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("QT_BINANCE_KEY", raising=False)
+    monkeypatch.delenv("QT_BINANCE_SECRET", raising=False)
+    missing = CliRunner().invoke(app, ["exchange", "check", "--api-url", fake.base_url])
+    assert missing.exit_code == 2
+    monkeypatch.setenv("QT_BINANCE_KEY", KEY)
+    monkeypatch.setenv("QT_BINANCE_SECRET", "not-the-secret")
+    wrong = CliRunner().invoke(app, ["exchange", "check", "--api-url", fake.base_url])
+    assert wrong.exit_code == 2
+    assert "not-the-secret" not in wrong.output

@@ -12,6 +12,7 @@ from quantum_trader.cli.backtest import backtest
 from quantum_trader.cli.console import console
 from quantum_trader.cli.data import data_app
 from quantum_trader.cli.ess import ess_app
+from quantum_trader.cli.exchange import exchange_app
 from quantum_trader.cli.models import models_app
 from quantum_trader.cli.policy import policy_app
 from quantum_trader.cli.run import run, supervisor, worker
@@ -34,6 +35,7 @@ app.command()(worker)
 app.command()(supervisor)
 app.add_typer(policy_app, name="policy", help="Show and change the risk policy.")
 app.add_typer(ess_app, name="ess", help="Emergency Stop System: status, trigger, reset.")
+app.add_typer(exchange_app, name="exchange", help="Check the live exchange connection.")
 app.add_typer(audit_app, name="audit", help="Verify, query, report on and export the audit trail.")
 app.add_typer(models_app, name="models", help="Model registry: list, show, promote, roll back.")
 app.command("train-sizer")(train_sizer)
