@@ -22,6 +22,7 @@ from quantum_trader.domain.errors import (
     InsufficientMarginError,
     InvalidOrderError,
     RateLimitedError,
+    RejectedError,
     TransientError,
 )
 from quantum_trader.domain.orders import Order, OrderSide, OrderStatus, OrderType, TimeInForce
@@ -38,6 +39,16 @@ pytestmark = pytest.mark.timeout(30)
 
 KEY, SECRET = "test-key", "test-secret"
 ORDER = ("POST", "/fapi/v1/order")
+
+
+class OffsetClock:
+    """The wall clock moved by ``offset_ms`` (an exchange whose clock differs from ours)."""
+
+    def __init__(self, offset_ms: int) -> None:
+        self.offset_ns = offset_ms * 1_000_000
+
+    def now_ns(self) -> int:
+        return WallClock().now_ns() + self.offset_ns
 
 
 class RecordingSleep:
@@ -189,6 +200,27 @@ def test_submit_when_id_already_at_exchange_returns_it_and_sends_nothing(
     assert second.status is first.status is OrderStatus.FILLED
     assert len(fake.requests_to(*ORDER)) == 1
     assert venue.positions() == {"BTCUSDT": 0.01}
+
+
+def test_submit_when_id_is_used_by_a_different_order_refuses_it(
+    venue: BinanceUsdmVenue, fake: FakeBinanceUsdm
+) -> None:
+    venue.submit(market("w1-reused"))
+    with pytest.raises(RejectedError, match="different order") as raised:
+        venue.submit(market("w1-reused", qty=0.02))
+    assert raised.value.reason == "client_order_id_reused"
+    assert len(fake.requests_to(*ORDER)) == 1
+
+
+def test_signed_call_when_local_clock_drifted_resyncs_and_succeeds(
+    sleep: RecordingSleep,
+) -> None:
+    with FakeBinanceUsdm(api_key=KEY, api_secret=SECRET, clock=OffsetClock(90_000)) as ahead:
+        venue = make_venue(ahead, sleep)
+        assert venue.positions() == {}
+        statuses = [r.status for r in ahead.requests_to("GET", "/fapi/v3/positionRisk")]
+        assert statuses == [400, 200]  # -1021 once, then signed with the exchange's time
+        assert len(sleep.waits) == 1
 
 
 def test_submit_when_create_times_out_but_went_through_finds_it_and_does_not_resend(

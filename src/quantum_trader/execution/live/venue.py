@@ -36,6 +36,7 @@ truth). Stop orders (Binance's separate algo-order service) are not supported ye
 from __future__ import annotations
 
 import logging
+import math
 import random
 import re
 import time
@@ -65,6 +66,7 @@ from quantum_trader.execution.live.config import (
 from quantum_trader.execution.live.errors import (
     DuplicateClientOrderId,
     OrderNotFound,
+    binance_code,
     translate,
 )
 from quantum_trader.execution.live.parsing import (
@@ -270,7 +272,20 @@ class BinanceUsdmVenue:
         try:
             return getattr(self._exchange, method)(dict(params or {}))
         except ccxt.BaseError as exc:
-            raise translate(exc, what, now_ms=self._clock.now_ns() // _NS_PER_MS) from exc
+            error = translate(exc, what, now_ms=self._clock.now_ns() // _NS_PER_MS)
+            if binance_code(getattr(exc, "qt_body", None))[0] == -1021:
+                self._resync_clock()  # our timestamps drifted out of recvWindow: the retry works
+            raise error from exc
+
+    def _resync_clock(self) -> None:
+        try:
+            server_ms = self.server_time_ns() // _NS_PER_MS
+        except QuantumTraderError:
+            return
+        # ccxt signs with its own milliseconds() minus this offset (Binance's nonce).
+        offset = int(self._exchange.milliseconds()) - server_ms
+        self._exchange.options["timeDifference"] = offset
+        _LOG.warning("Binance clock offset %d ms: signed timestamps corrected", -offset)
 
     def _retrying(self, what: str, attempt_once: Callable[[], T]) -> T:
         """Run ``attempt_once`` until it succeeds, retrying TransientErrors with backoff."""
@@ -439,7 +454,7 @@ class BinanceUsdmVenue:
         cid, symbol = order.client_order_id, order.symbol
         known = self._retrying(f"look up order {cid}", lambda: self._lookup(symbol, cid))
         if known is not None:
-            return known
+            return _same_order(order, known)
         what = f"create order {cid}"
         for attempt in range(self.settings.max_attempts):
             try:
@@ -593,3 +608,17 @@ class BinanceUsdmVenue:
         session = getattr(self._exchange, "session", None)
         if session is not None:
             session.close()
+
+
+def _same_order(asked: Order, found: Order) -> Order:
+    """``found`` when it is the order ``asked`` for; a different order under the id is refused."""
+    if (found.side, found.type) != (asked.side, asked.type) or not math.isclose(
+        found.quantity, asked.quantity, rel_tol=1e-9
+    ):
+        raise RejectedError(
+            f"order {asked.client_order_id}: the exchange already has a different order under "
+            f"this id ({found.side.value} {found.type.value} {found.quantity:g}, status "
+            f"{found.status.value}); client order ids must not be reused",
+            reason="client_order_id_reused",
+        )
+    return found
