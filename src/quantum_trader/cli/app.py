@@ -15,7 +15,7 @@ from quantum_trader.cli.ess import ess_app
 from quantum_trader.cli.exchange import exchange_app
 from quantum_trader.cli.models import models_app
 from quantum_trader.cli.policy import policy_app
-from quantum_trader.cli.run import run, supervisor, worker
+from quantum_trader.cli.run import paper, run, supervisor, worker
 from quantum_trader.cli.serve import serve
 from quantum_trader.cli.sizer import train_sizer
 from quantum_trader.cli.train import train
@@ -30,6 +30,7 @@ app = typer.Typer(
 app.command()(backtest)
 app.add_typer(data_app, name="data", help="Validate and import market data.")
 app.command()(serve)
+app.command()(paper)
 app.command()(run)
 app.command()(worker)
 app.command()(supervisor)

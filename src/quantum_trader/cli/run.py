@@ -35,7 +35,12 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from quantum_trader.cli.console import console, err_console, fail, progress_bar
 from quantum_trader.cli.serve import start_metrics_server
 from quantum_trader.domain.errors import ConfigError, QuantumTraderError
-from quantum_trader.engine.paper import open_supervisor, open_worker, supervise
+from quantum_trader.engine.paper import (
+    open_supervisor,
+    open_worker,
+    run_in_one_process,
+    supervise,
+)
 from quantum_trader.engine.settings import QtConfig, RunSettings, load_config
 from quantum_trader.engine.stores import is_redis_url
 from quantum_trader.stores.redis import connect
@@ -133,6 +138,51 @@ def supervisor(config: ConfigFile) -> None:
                 server.shutdown()
     except QuantumTraderError as exc:
         raise fail(exc) from None
+
+
+def paper(
+    config: ConfigFile,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            help="Where the state lives: a SQLite file (default <folder>/state.db) or a "
+            "redis:// URL; a [run] state in the file is used when this is not given.",
+        ),
+    ] = None,
+) -> None:
+    """Paper-trade [run] in this one process: every worker and the supervisor, on replayed data."""
+    try:
+        qt = _load(config)
+        run_settings = qt.run
+        if state is not None:
+            run_settings = run_settings.model_copy(update={"state": state})
+        elif "state" not in run_settings.model_fields_set:
+            default = str(run_settings.folder / "state.db")
+            run_settings = run_settings.model_copy(update={"state": default})
+        stop = threading.Event()
+        _stop_on_signals(stop)
+        with progress_bar("paper") as bar:
+            task = bar.task_ids[0]
+            result = run_in_one_process(
+                run_settings,
+                qt.risk,
+                stop=stop,
+                progress=lambda f: bar.update(task, completed=f),
+            )
+    except QuantumTraderError as exc:
+        raise fail(exc) from None
+    for wid, equity in sorted(result.equity.items()):
+        console.print(f"{wid}: equity {equity:,.2f} USDT", highlight=False)
+    console.print(
+        f"{'replay finished' if result.finished else 'stopped'} after {result.steps:,} bars; "
+        f"{result.orders_sent:,} orders sent; state in {run_settings.state}",
+        highlight=False,
+    )
+    if result.emergency_stop:
+        console.print("[bold red]EMERGENCY STOP[/] is latched: `qtrader ess status` says why.")
+    if not result.finished:
+        raise typer.Exit(130)
 
 
 class _Child:

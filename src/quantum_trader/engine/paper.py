@@ -20,8 +20,10 @@ changed is never overwritten by a restart.
 
 from __future__ import annotations
 
+import heapq
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -103,8 +105,13 @@ def open_worker(
     index: int,
     *,
     clock: Clock | None = None,
+    local_bus: LocalBus | None = None,
 ) -> Iterator[WorkerParts]:
-    """Build worker ``index`` of ``run``; everything is closed when the block ends."""
+    """Build worker ``index`` of ``run``; everything is closed when the block ends.
+
+    Without Redis, events go to ``local_bus`` (one process: ``run_in_one_process``), or to a
+    bus of the worker's own.
+    """
     if not 0 <= index < len(run.workers):
         raise ConfigError(f"worker index {index} is outside 0..{len(run.workers) - 1}")
     clock = clock or WallClock()
@@ -151,7 +158,7 @@ def open_worker(
             stack.callback(spool.close)
             publisher = SpoolingPublisher(bus, spool)
         else:
-            publisher = LocalBus()
+            publisher = local_bus if local_bus is not None else LocalBus()
         sizer = None
         if run.sizer is not None:
             if not run.sizer.is_file():
@@ -218,8 +225,12 @@ def open_supervisor(
     *,
     clock: Clock | None = None,
     metrics: MetricsLogger | None = None,
+    local_bus: LocalBus | None = None,
 ) -> Iterator[SupervisorParts]:
-    """Build the supervisor of ``run``; everything is closed when the block ends."""
+    """Build the supervisor of ``run``; everything is closed when the block ends.
+
+    Without Redis, the workers' status events come from ``local_bus`` (one process).
+    """
     clock = clock or WallClock()
     with ExitStack() as stack:
         audit = open_audit_logger(run.folder / "audit", clock, durability=Durability.GROUP)
@@ -258,6 +269,8 @@ def open_supervisor(
         )
         if bus is not None:
             bus.subscribe(STATUS_TOPIC, supervisor.on_status)
+        elif local_bus is not None:
+            local_bus.subscribe(STATUS_TOPIC, supervisor.on_status)
         yield SupervisorParts(supervisor, stores, bus, audit, metrics, threading.Event())
 
 
@@ -277,3 +290,79 @@ def supervise(parts: SupervisorParts, interval_secs: float) -> None:
         else:
             parts.stop.wait(interval_secs)
         parts.supervisor.cycle()
+
+
+@dataclass(frozen=True, slots=True)
+class PaperResult:
+    """How a one-process paper run ended."""
+
+    finished: bool
+    steps: int
+    equity: dict[str, float]
+    orders_sent: int
+    emergency_stop: bool
+
+
+def run_in_one_process(
+    run: RunSettings,
+    risk: RiskSettings,
+    *,
+    stop: threading.Event,
+    clock: Clock | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> PaperResult:
+    """``qtrader paper``: the supervisor and every worker of ``run`` in this one process.
+
+    One thread, one local bus: the workers step through their feeds in market-time order (the
+    earliest next bar first), paced to ``run.speed`` on the wall clock, and the supervisor cycles
+    every ``supervisor_interval_secs``. The state is ``run.state`` (a SQLite file by default in
+    ``qtrader paper``); restarting the command resumes every worker from its venue journal.
+    """
+    clock = clock or WallClock()
+    bus = LocalBus()
+    with ExitStack() as stack:
+        supervisor = stack.enter_context(
+            open_supervisor(run, risk, clock=clock, local_bus=bus)
+        ).supervisor
+        workers = [
+            stack.enter_context(open_worker(run, risk, i, clock=clock, local_bus=bus)).worker
+            for i in range(len(run.workers))
+        ]
+        nxt = [w.recover().resume_index for w in workers]
+        total = sum(len(w.feed) for w in workers)
+        heap = [
+            (int(w.feed.times[k]), n)
+            for n, (w, k) in enumerate(zip(workers, nxt, strict=True))
+            if k < len(w.feed)
+        ]
+        heapq.heapify(heap)
+        first = heap[0][0] if heap else 0
+        started = time.monotonic()
+        cycle_every = run.supervisor_interval_secs
+        next_cycle = started
+        steps = 0
+        while heap and not stop.is_set():
+            ts, n = heapq.heappop(heap)
+            if run.speed > 0:  # the bar is due (ts - first) / speed seconds after the start
+                due = started + (ts - first) / 1e9 / run.speed
+                stop.wait(max(0.0, due - time.monotonic()))
+            workers[n].step(nxt[n])
+            nxt[n] += 1
+            steps += 1
+            if nxt[n] < len(workers[n].feed):
+                heapq.heappush(heap, (int(workers[n].feed.times[nxt[n]]), n))
+            if time.monotonic() >= next_cycle:
+                supervisor.cycle()
+                next_cycle = time.monotonic() + cycle_every
+            if progress is not None and steps % 256 == 0:
+                progress(sum(nxt) / max(1, total))
+        supervisor.cycle()
+        for w in workers:
+            w.finish()
+        return PaperResult(
+            finished=not heap,
+            steps=steps,
+            equity={w.wid: w.venue.equity() for w in workers},
+            orders_sent=sum(w.orders_sent for w in workers),
+            emergency_stop=supervisor.ess.is_active(),
+        )

@@ -105,6 +105,7 @@ class Supervisor:
         self.drawdown = DrawdownMonitor(marks_store, clock)
         self.workers: dict[str, WorkerView] = {}
         self.stale_ns = int(worker_stale_secs * NANOS_PER_SECOND)
+        self._started_ns = clock.now_ns()
         self._probe = probe
         self.last_cycle: CycleResult | None = None
         self.last_reading: DrawdownReading | None = None
@@ -129,12 +130,17 @@ class Supervisor:
     def health(self) -> list[SubsystemHealth]:
         """The subsystems' reports as the supervisor sees them now."""
         now = self.clock.now_ns()
-        alive = [
-            w for wid, w in self.workers.items() if now - w.seen_wall_ns <= self.stale_ns
-        ]
-        missing = len(self.worker_ids) - len(alive)
+        alive = [w for w in self.workers.values() if now - w.seen_wall_ns <= self.stale_ns]
+        # A worker not heard from yet is starting, not silent, until the stale time has passed.
+        starting = now - self._started_ns <= self.stale_ns
+        unheard = len(self.worker_ids) - len(self.workers)
+        missing = len(self.worker_ids) - len(alive) - (unheard if starting else 0)
         if not self.workers:
-            execution = SubsystemHealth.at(Subsystem.EXECUTION, SystemHealth.HEALTHY, "starting")
+            execution = SubsystemHealth.at(
+                Subsystem.EXECUTION,
+                SystemHealth.HEALTHY if starting else SystemHealth.CRITICAL,
+                "starting" if starting else "no worker has reported",
+            )
         elif not alive:
             execution = SubsystemHealth.at(
                 Subsystem.EXECUTION, SystemHealth.CRITICAL, "no worker is reporting"

@@ -237,12 +237,16 @@ class TradingWorker:
             i += 1
             if pause:
                 wait(pause)
+        self.finish()
+        return i
+
+    def finish(self) -> None:
+        """Write what is still queued: trade records, spooled events, a strategy's buffers."""
         self._flush_trades()
         self._drain()
         close = getattr(self.strategy, "close", None)
         if close is not None:
             close()  # a model strategy writes what it buffered (its shadow log)
-        return i
 
     # ------------------------------------------------------------------ one market time
     def step(self, i: int) -> None:
