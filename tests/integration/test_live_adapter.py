@@ -8,6 +8,7 @@ own HTTP timeout (0.3 s) in the timeout tests, where the fake stalls for real.
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections.abc import Iterator
 
@@ -554,3 +555,15 @@ def test_exchange_check_when_keys_missing_or_wrong_exits_2(
     wrong = CliRunner().invoke(app, ["exchange", "check", "--api-url", fake.base_url])
     assert wrong.exit_code == 2
     assert "not-the-secret" not in wrong.output
+
+
+def test_wire_log_when_debugging_never_shows_the_key_the_secret_or_a_signature(
+    venue: BinanceUsdmVenue, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="quantum_trader.execution.live.wire"):
+        venue.positions()
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "/fapi/v3/positionRisk" in text
+    assert KEY not in text
+    assert SECRET not in text
+    assert "signature=***" in text

@@ -58,6 +58,7 @@ from quantum_trader.domain.errors import (
 from quantum_trader.domain.instruments import Instrument
 from quantum_trader.domain.orders import Order, OrderStatus, OrderTrigger, OrderType, TimeInForce
 from quantum_trader.domain.trading import AccountSnapshot
+from quantum_trader.execution.live.client import UsdmClient, WireLog, fapi_urls
 from quantum_trader.execution.live.config import (
     BinanceCredentials,
     BinanceEnvironment,
@@ -100,89 +101,6 @@ _TIME_IN_FORCE: Final = {
 _LOG = logging.getLogger(__name__)
 
 RetryHook = Callable[[str, int, float, QuantumTraderError], None]
-
-
-def fapi_urls(base_url: str) -> dict[str, str]:
-    """The ccxt ``urls['api']`` entries that carry every USDT-M request, pointed at ``base_url``."""
-    base = base_url.rstrip("/")
-    return {
-        "fapiPublic": f"{base}/fapi/v1",
-        "fapiPublicV2": f"{base}/fapi/v2",
-        "fapiPublicV3": f"{base}/fapi/v3",
-        "fapiPrivate": f"{base}/fapi/v1",
-        "fapiPrivateV2": f"{base}/fapi/v2",
-        "fapiPrivateV3": f"{base}/fapi/v3",
-        "fapiData": f"{base}/futures/data",
-    }
-
-
-class _WireLog:
-    """ccxt's request/response debug log with the API key and signatures blanked out."""
-
-    _SIGNATURE = re.compile(r"signature=[0-9a-fA-F]+")
-
-    def __init__(self, secrets: tuple[str, ...]) -> None:
-        self._secrets = tuple(s for s in secrets if s)
-
-    def _clean(self, value: object) -> object:
-        if isinstance(value, Mapping):
-            return {
-                k: "***" if str(k).lower() == "x-mbx-apikey" else self._clean(v)
-                for k, v in value.items()
-            }
-        if isinstance(value, str):
-            text = self._SIGNATURE.sub("signature=***", value)
-            for secret in self._secrets:
-                text = text.replace(secret, "***")
-            return text
-        return value
-
-    def debug(self, msg: str, *args: object) -> None:
-        if _LOG.isEnabledFor(logging.DEBUG):
-            _LOG.debug(msg, *(self._clean(a) for a in args))
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        return lambda *args, **kwargs: None
-
-
-class _Exchange(ccxt.binanceusdm):  # type: ignore[misc]  # ccxt ships no type information
-    """ccxt's binanceusdm with pacing on our clock and error answers kept on the exception."""
-
-    def __init__(self, config: dict[str, Any], clock: Clock, sleep: Callable[[float], None]):
-        super().__init__(config)
-        self.qt_clock = clock
-        self.qt_sleep = sleep
-        self.qt_next_ms = 0.0
-
-    def throttle(self, cost: float | None = None) -> None:
-        # ccxt's own throttle sleeps with time.sleep on the real clock: same rule, our clock.
-        now_ms = self.qt_clock.now_ns() / _NS_PER_MS
-        if now_ms < self.qt_next_ms:
-            self.qt_sleep((self.qt_next_ms - now_ms) / 1000.0)
-            now_ms = self.qt_next_ms
-        self.qt_next_ms = now_ms + float(self.rateLimit) * (1.0 if cost is None else float(cost))
-
-    def handle_errors(
-        self,
-        code: int,
-        reason: str,
-        url: str,
-        method: str,
-        headers: Any,
-        body: Any,
-        response: Any,
-        request_headers: Any,
-        request_body: Any,
-    ) -> Any:
-        try:
-            return super().handle_errors(
-                code, reason, url, method, headers, body, response, request_headers, request_body
-            )
-        except ccxt.BaseError as exc:
-            exc.qt_http_status = code
-            exc.qt_headers = dict(headers or {})
-            exc.qt_body = body
-            raise
 
 
 class BinanceUsdmVenue:
@@ -241,8 +159,8 @@ class BinanceUsdmVenue:
         if self.settings.rate_limit_ms is not None:
             config["rateLimit"] = self.settings.rate_limit_ms
         secrets = () if credentials is None else (credentials.api_key, credentials.api_secret)
-        config["logger"] = _WireLog(secrets)
-        self._exchange = _Exchange(config, clock, sleep)
+        config["logger"] = WireLog(secrets)
+        self._exchange = UsdmClient(config, clock, sleep)
         if self.settings.environment is BinanceEnvironment.TESTNET:
             self._exchange.set_sandbox_mode(True)
         elif self.settings.environment is BinanceEnvironment.DEMO:
