@@ -1,4 +1,4 @@
-"""The metrics HTTP server: /metrics and /health over a real socket, and ``qtrader serve``.
+"""The metrics HTTP server of a run's supervisor: /metrics and /health over a real socket.
 
 No sleeping: ``start_metrics_server`` returns once the socket is listening, so a request made
 right after it is queued by the kernel and answered by the server thread.
@@ -12,17 +12,14 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-import typer
 from prometheus_client.parser import text_string_to_metric_families
-from typer.testing import CliRunner
 
-from quantum_trader.cli.serve import (
+from quantum_trader.observability.metrics import CATALOGUE, MetricsLogger
+from quantum_trader.observability.metrics.http import (
     MetricsServer,
-    serve,
     serve_until_interrupted,
     start_metrics_server,
 )
-from quantum_trader.observability.metrics import CATALOGUE, MetricsLogger
 
 TIMEOUT_SECS = 10
 
@@ -111,28 +108,3 @@ def test_serve_until_interrupted_when_ctrl_c_shuts_down_cleanly(metrics: Metrics
     assert not server.thread.is_alive()
     with pytest.raises(urllib.error.URLError):
         fetch(f"{server.url}/health")
-
-
-def cli() -> typer.Typer:
-    app = typer.Typer()
-    app.command()(serve)
-
-    @app.command()
-    def version() -> None:  # a second command, so typer keeps ``serve`` as a subcommand
-        pass
-
-    return app
-
-
-def test_serve_command_when_port_in_use_exits_with_clear_error(running: MetricsServer) -> None:
-    result = CliRunner().invoke(cli(), ["serve", "--port", str(running.port)])
-    assert result.exit_code == 2
-    assert "cannot listen on 127.0.0.1" in result.output
-
-
-def test_serve_command_when_help_lists_host_and_port() -> None:
-    result = CliRunner().invoke(cli(), ["serve", "--help"])
-    assert result.exit_code == 0
-    assert "--host" in result.output
-    assert "--port" in result.output
-    assert "9108" in result.output

@@ -33,7 +33,6 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from quantum_trader.cli.console import console, err_console, fail, progress_bar
-from quantum_trader.cli.serve import start_metrics_server
 from quantum_trader.domain.errors import ConfigError, QuantumTraderError
 from quantum_trader.engine.paper import (
     open_supervisor,
@@ -43,6 +42,7 @@ from quantum_trader.engine.paper import (
 )
 from quantum_trader.engine.settings import QtConfig, RunSettings, load_config
 from quantum_trader.engine.stores import is_redis_url
+from quantum_trader.observability.metrics.http import start_metrics_server
 from quantum_trader.stores.redis import connect
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

@@ -1,147 +1,126 @@
-"""``qtrader serve``: serve ``/metrics`` (Prometheus text format) and ``/health`` over HTTP.
+"""``qtrader serve``: the HTTP API and the dashboard, with uvicorn, for a run or a state file.
 
-Standard library only: a threaded ``wsgiref`` server in a background thread, the metrics page
-from ``prometheus_client.make_wsgi_app`` over the logger's own registry. ``start_metrics_server``
-is the piece tests and the engine use; the command wraps it and blocks until Ctrl-C.
+::
+
+    qtrader serve --config run.toml [--host 127.0.0.1] [--port 8000]
+    qtrader serve --state-db runs/state.db [--audit-dir runs/audit]
+
+With ``--config`` it serves the run the ``[run]`` table describes: its shared state
+(``state``, ``redis_prefix``), its workers, and its audit trail in ``<folder>/audit``; with a
+Redis state it also reads the run's event bus (status, orders, fills). With ``--state-db`` (env
+``QT_STATE_DB``) it serves one state file (policy, ESS, trades) without a bus.
+
+The token that guards every state-changing route comes from ``$QT_API_TOKEN`` or from a file
+(``--token-file`` or ``$QT_API_TOKEN_FILE``), never from a flag; without one the API serves
+reads and refuses writes (503). The token is never printed.
+
+Exit codes: 0 stopped with Ctrl-C or SIGTERM; 2 bad configuration (unreadable config or token,
+port in use).
 """
 
 from __future__ import annotations
 
-import socket
-import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from socketserver import ThreadingMixIn
-from typing import Annotated, cast
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
-from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+from pathlib import Path
+from typing import Annotated
 
 import typer
-from prometheus_client import CollectorRegistry, make_wsgi_app
+import uvicorn
 
-from quantum_trader.cli.console import console, fail
-from quantum_trader.domain.errors import ConfigError
-from quantum_trader.observability.metrics import MetricsLogger
+from quantum_trader.api.auth import TOKEN_ENV, token_from_env
+from quantum_trader.api.server import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ApiSettings,
+    bind,
+    open_operations,
+    uvicorn_config,
+)
+from quantum_trader.cli.console import console, err_console, fail
+from quantum_trader.domain.errors import ConfigError, QuantumTraderError
+from quantum_trader.engine.settings import load_config
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 9108
-_HEALTH_BODY = b'{"status":"ok"}'
-_POLL_INTERVAL_SECS = 0.1  # how quickly shutdown() is noticed by serve_forever
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # a scrape every few seconds would flood the terminal
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True  # a stuck client never blocks shutdown
-
-    def __init__(self, host: str, port: int, family: socket.AddressFamily) -> None:
-        self.address_family = family
-        super().__init__((host, port), _QuietHandler)
+DEFAULT_STATE_DB = "runs/state.db"
+DEFAULT_AUDIT_DIR = Path("runs/audit")
 
 
-def metrics_wsgi_app(metrics: MetricsLogger | CollectorRegistry) -> WSGIApplication:
-    """Return the WSGI app serving ``/metrics`` and ``/health`` (404 elsewhere).
-
-    ``metrics`` is a logger (its own registry is served) or a registry (e.g. one holding the
-    multiprocess collector of a run's processes).
-    """
-    registry = metrics if isinstance(metrics, CollectorRegistry) else metrics.registry
-    prometheus_app = cast(WSGIApplication, make_wsgi_app(registry))
-
-    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if path == "/metrics":
-            return prometheus_app(environ, start_response)
-        if path == "/health":
-            headers = [
-                ("Content-Type", "application/json"),
-                ("Content-Length", str(len(_HEALTH_BODY))),
-            ]
-            start_response("200 OK", headers)
-            return [_HEALTH_BODY]
-        body = b"not found: try /metrics or /health\n"
-        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
-        return [body]
-
-    return app
-
-
-@dataclass(frozen=True, slots=True)
-class MetricsServer:
-    """A running metrics server: where it listens and how to stop it."""
-
-    server: WSGIServer
-    thread: threading.Thread
-    host: str
-    port: int
-
-    @property
-    def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:9108``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    def shutdown(self) -> None:
-        """Stop serving, close the socket and wait for the server thread to end."""
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
-def start_metrics_server(
-    metrics: MetricsLogger | CollectorRegistry, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
-) -> MetricsServer:
-    """Listen on ``host:port`` and serve in a daemon thread; port 0 picks a free port.
-
-    The socket is listening when this returns, so a client may connect at once. Raises OSError
-    when the address cannot be bound (port in use, unknown host).
-    """
-    family, _, _, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    server = _ThreadingWSGIServer(str(address[0]), port, family)
-    server.set_app(metrics_wsgi_app(metrics))
-    thread = threading.Thread(
-        target=server.serve_forever,
-        kwargs={"poll_interval": _POLL_INTERVAL_SECS},
-        name="metrics-server",
-        daemon=True,
-    )
-    thread.start()
-    return MetricsServer(server=server, thread=thread, host=host, port=server.server_port)
-
-
-def serve_until_interrupted(running: MetricsServer, wait: Callable[[], None] | None = None) -> None:
-    """Block in ``wait`` (default: until the server thread ends) and shut down on Ctrl-C.
-
-    Ctrl-C raises KeyboardInterrupt in the main thread, which ends the wait; the server is shut
-    down however the wait ends.
-    """
-    try:
-        (wait or running.thread.join)()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        running.shutdown()
+def _settings(config: Path | None, state_db: str | None, audit_dir: Path | None) -> ApiSettings:
+    if config is not None and state_db is not None:
+        raise ConfigError("give either --config or --state-db, not both")
+    if config is not None:
+        if not config.exists():
+            raise ConfigError(f"config file {config} does not exist")
+        run = load_config(config).run
+        settings = ApiSettings.from_run(run)
+        if audit_dir is not None:
+            settings = ApiSettings(
+                state=settings.state,
+                redis_prefix=settings.redis_prefix,
+                audit_dir=audit_dir,
+                worker_ids=settings.worker_ids,
+                worker_stale_secs=settings.worker_stale_secs,
+            )
+        return settings
+    return ApiSettings(state=state_db or DEFAULT_STATE_DB, audit_dir=audit_dir or DEFAULT_AUDIT_DIR)
 
 
 def serve(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="The run's TOML or YAML file (its \\[run] table: state, folder, workers).",
+        ),
+    ] = None,
+    state_db: Annotated[
+        str | None,
+        typer.Option(
+            "--state-db",
+            envvar="QT_STATE_DB",
+            help="A SQLite state file or redis:// URL, instead of --config "
+            f"(default {DEFAULT_STATE_DB}).",
+        ),
+    ] = None,
+    audit_dir: Annotated[
+        Path | None,
+        typer.Option("--audit-dir", envvar="QT_AUDIT_DIR", help="The audit folder."),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = DEFAULT_HOST,
     port: Annotated[
         int, typer.Option(help="Port to listen on (0 picks a free one).")
     ] = DEFAULT_PORT,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            help=f"File holding the API token (else ${TOKEN_ENV} or $QT_API_TOKEN_FILE).",
+        ),
+    ] = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request (no headers).")] = False,
 ) -> None:
-    """Serve Prometheus metrics on /metrics and a health check on /health until Ctrl-C."""
+    """Serve the HTTP API, /metrics and the dashboard until Ctrl-C."""
     try:
-        running = start_metrics_server(MetricsLogger(), host, port)
-    except OSError as exc:
-        raise fail(ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")) from exc
-    # soft_wrap: a URL broken across lines cannot be copied
-    console.print(f"Serving metrics on {running.url}/metrics", soft_wrap=True)
-    console.print(f"Health check on {running.url}/health", soft_wrap=True)
-    console.print("Press Ctrl-C to stop.")
-    serve_until_interrupted(running)
+        settings = _settings(config, state_db, audit_dir)
+        token = token_from_env(token_file=token_file)
+        try:
+            sock = bind(host, port)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        with open_operations(settings) as ops:
+            server = uvicorn.Server(uvicorn_config(ops.app(token), access_log=access_log))
+            bound = sock.getsockname()[1]
+            shown = f"[{host}]" if ":" in host else host
+            url = f"http://{shown}:{bound}"
+            console.print(f"Dashboard on {url}/", soft_wrap=True)
+            console.print(f"API docs on {url}/docs, metrics on {url}/metrics", soft_wrap=True)
+            if token is None:
+                err_console.print(
+                    f"note: no API token (set {TOKEN_ENV}): reads only, writes answer 503",
+                    highlight=False,
+                )
+            try:
+                server.run(sockets=[sock])
+            finally:
+                sock.close()
+    except QuantumTraderError as exc:
+        raise fail(exc) from None
     console.print("Stopped.")

@@ -1,0 +1,18 @@
+"""``/``: the dashboard page (static HTML, JS and CSS from ``api/static``; no CDN)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+def dashboard() -> FileResponse:
+    """The dashboard page."""
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
