@@ -56,10 +56,17 @@ def ensure_system_tools() -> None:
     """Install the Debian packages the tests use when they are missing and apt is usable.
 
     promtool (package ``prometheus``) checks the metrics exposition; ``redis-server`` backs the
-    Redis contract tests, which start their own server. Without them those tests skip with the
-    reason, unless QT_REQUIRE_PROMTOOL=1 / QT_REQUIRE_REDIS=1 make that a failure (CI).
+    Redis contract tests, which start their own server; ``chromium`` and ``chromedriver``
+    (packages ``chromium``, ``chromium-driver``) run the dashboard's end-to-end test headless.
+    Without them those tests skip with the reason, unless QT_REQUIRE_PROMTOOL=1 /
+    QT_REQUIRE_REDIS=1 / QT_REQUIRE_CHROMIUM=1 make that a failure (CI).
     """
-    wanted = {"promtool": "prometheus", "redis-server": "redis-server"}
+    wanted = {
+        "promtool": "prometheus",
+        "redis-server": "redis-server",
+        "chromium": "chromium",
+        "chromedriver": "chromium-driver",
+    }
     missing = [pkg for tool, pkg in wanted.items() if not shutil.which(tool)]
     if not missing or not shutil.which("apt-get") or os.geteuid() != 0:
         return

@@ -10,6 +10,10 @@ process on Ctrl-C or SIGTERM, and exits 0 when every worker has replayed its dat
 to spread a run over several machines (same config, same Redis). ``qtrader ess trigger
 --state-db redis://...`` from any shell halts every worker.
 
+With ``[run] api_port`` set, it also starts ``qtrader serve --config FILE`` (the HTTP API and
+the dashboard; log in ``<folder>/api.log``), restarted like the supervisor; the token comes from
+the launcher's ``QT_API_TOKEN`` or ``QT_API_TOKEN_FILE``.
+
 Metrics: the launcher gives every process one ``PROMETHEUS_MULTIPROC_DIR``
 (``<folder>/metrics``), and the supervisor's ``/metrics`` serves the sum over the processes
 (``prometheus_client``'s multiprocess collector).
@@ -46,6 +50,8 @@ from quantum_trader.observability.metrics.http import start_metrics_server
 from quantum_trader.stores.redis import connect
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SERVICES = ("supervisor", "api")
+"""Children that serve until the run ends (restarted when they die, never "finished")."""
 
 ConfigFile = Annotated[
     Path, typer.Option("--config", help="TOML or YAML file with [run] and [risk] tables.")
@@ -239,6 +245,9 @@ def run(config: ConfigFile) -> None:
     base = [sys.executable, "-m", "quantum_trader"]
     cfg = ["--config", str(config)]
     children = [_Child("supervisor", [*base, "supervisor", *cfg], folder / "supervisor.log", env)]
+    if qt.run.api_port is not None:
+        api_argv = [*base, "serve", *cfg, "--host", qt.run.api_host, "--port", str(qt.run.api_port)]
+        children.append(_Child("api", api_argv, folder / "api.log", env))
     for i in range(len(qt.run.workers)):
         wid = qt.run.worker_id(i)
         argv = [*base, "worker", *cfg, "--index", str(i)]
@@ -286,10 +295,10 @@ def _watch(children: list[_Child], run: RunSettings) -> int:
         code = os.waitstatus_to_exitcode(status)
         if child.process is not None:
             child.process.returncode = code
-        if child.name != "supervisor" and code == 0:
+        if child.name not in SERVICES and code == 0:
             child.finished = True
             console.print(f"{child.name} finished its replay")
-            if all(c.finished for c in children if c.name != "supervisor"):
+            if all(c.finished for c in children if c.name not in SERVICES):
                 return 0
             continue
         if child.restarts >= run.max_restarts:

@@ -238,6 +238,14 @@ class RunSettings(BaseModel):
     metrics_port: int = Field(
         default=9108, ge=0, le=65535, description="Port of /metrics (0: any free port)."
     )
+    api_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of the HTTP API and dashboard that qtrader run starts as one more "
+        "process (qtrader serve); omitted: no API process. Its token comes from QT_API_TOKEN.",
+    )
+    api_host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     supervisor_interval_secs: float = Field(
         default=1.0, gt=0, description="Seconds between supervisor cycles."
     )
