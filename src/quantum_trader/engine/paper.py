@@ -44,10 +44,11 @@ from quantum_trader.data.synthetic import generate_market
 from quantum_trader.domain.clock import Clock, WallClock
 from quantum_trader.domain.errors import ConfigError, ConflictError, QuantumTraderError
 from quantum_trader.engine.audit import open_audit_logger
-from quantum_trader.engine.replay import ReplayFeed
+from quantum_trader.engine.replay import MarketFeed, ReplayFeed
 from quantum_trader.engine.settings import RiskSettings, RunSettings
 from quantum_trader.engine.stores import StateStores, is_redis_url, open_state_stores
 from quantum_trader.engine.supervisor import Supervisor
+from quantum_trader.engine.tick_replay import TickReplayFeed, capture_files
 from quantum_trader.engine.worker import STATUS_TOPIC, TradingWorker, WorkerSettings
 from quantum_trader.execution.paper import PaperVenue, VenueSettings
 from quantum_trader.observability.audit.logger import AuditLogger
@@ -73,6 +74,24 @@ def load_run_market(run: RunSettings, symbols: tuple[str, ...]) -> MarketData:
 
 def _ns(moment: Any) -> int | None:
     return None if moment is None else int(pd.Timestamp(moment).value)
+
+
+def _feed(run: RunSettings, symbols: tuple[str, ...]) -> MarketFeed:
+    """The replay a worker trades: candles, or websocket captures (ticks)."""
+    if run.feed == "ticks":
+        if run.data is None or not run.data.is_dir():
+            raise ConfigError(
+                "[run] feed = ticks needs data = a folder of websocket captures, e.g. "
+                "../shared/data/hftbacktest_binance_ws_streams/usdm"
+            )
+        return TickReplayFeed(capture_files(run.data, symbols), run.timeframe)
+    return ReplayFeed(
+        load_run_market(run, symbols),
+        symbols,
+        run.timeframe,
+        start_ns=_ns(run.start),
+        end_ns=_ns(run.end),
+    )
 
 
 def seed_policy(stores: StateStores, risk: RiskSettings) -> None:
@@ -118,13 +137,7 @@ def open_worker(
     wid = run.worker_id(index)
     symbols = run.workers[index]
     strategy = create_strategy(run.strategy, run.params)
-    feed = ReplayFeed(
-        load_run_market(run, symbols),
-        symbols,
-        run.timeframe,
-        start_ns=_ns(run.start),
-        end_ns=_ns(run.end),
-    )
+    feed = _feed(run, symbols)
     home = run.folder / wid
     with ExitStack() as stack:
         audit = open_audit_logger(run.folder / "audit", clock, durability=Durability.GROUP)
@@ -140,6 +153,7 @@ def open_worker(
                 fee_maker=run.fee_maker,
                 fee_taker=run.fee_taker,
                 slippage_bps=run.slippage_bps,
+                matching="ticks" if run.feed == "ticks" else "bars",
             ),
             clock,
             durable=run.durable,

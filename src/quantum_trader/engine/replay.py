@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +27,40 @@ from quantum_trader.execution.paper import Bar
 from quantum_trader.strategies.base import Bars
 
 _MARK_TOLERANCE_NS = 60_000_000_000  # funding stamps run a few ms past the mark's minute
+
+
+class MarketFeed(Protocol):
+    """What a worker replays: market times, the bars at each, and windows for the strategy.
+
+    ``ReplayFeed`` (candles) and ``engine.tick_replay.TickReplayFeed`` (websocket captures,
+    which also has ``ticks_at``) implement it.
+    """
+
+    times: npt.NDArray[np.int64]
+    tf_ns: int
+    symbols: tuple[str, ...]
+
+    def __len__(self) -> int: ...
+
+    def instruments(self) -> dict[str, Instrument]:
+        """Each symbol's instrument."""
+        ...
+
+    def bars_at(self, i: int) -> dict[str, Bar]:
+        """Each symbol's bar at ``times[i]``."""
+        ...
+
+    def funding_at(self, i: int) -> dict[str, tuple[float, float]]:
+        """Funding settling within bar ``i``."""
+        ...
+
+    def window(self, symbol: str, i: int, n: int) -> Bars:
+        """The last ``n`` bars of ``symbol`` up to ``times[i]``."""
+        ...
+
+    def index_after(self, ts_ns: int) -> int:
+        """The index of the first market time after ``ts_ns``."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import tomllib
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -203,6 +203,12 @@ class RunSettings(BaseModel):
         description="Folder or file of market data to replay; omitted: the synthetic market.",
     )
     timeframe: str = Field(default="1m", description="Bar size of the data.")
+    feed: Literal["candles", "ticks"] = Field(
+        default="candles",
+        description="candles: replay candle files (orders meet the next bar); ticks: replay "
+        "Binance websocket captures in data (orders meet quotes and prints; bars of timeframe, "
+        "e.g. 1s, are built from the prints).",
+    )
     workers: tuple[tuple[str, ...], ...] = Field(
         default=(("BTCUSDT",), ("ETHUSDT",)),
         min_length=1,

@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,7 +53,7 @@ from quantum_trader.domain.clock import NANOS_PER_DAY, Clock
 from quantum_trader.domain.errors import QuantumTraderError, TransientError
 from quantum_trader.domain.orders import Order, OrderSide, OrderStatus, OrderType
 from quantum_trader.domain.trading import Fill, TradeStatus
-from quantum_trader.engine.replay import ReplayFeed
+from quantum_trader.engine.replay import MarketFeed
 from quantum_trader.engine.safety import intent_for
 from quantum_trader.engine.stores import StateStores
 from quantum_trader.engine.targets import rebalance
@@ -121,7 +122,7 @@ class TradingWorker:
     def __init__(
         self,
         settings: WorkerSettings,
-        feed: ReplayFeed,
+        feed: MarketFeed,
         strategy: Strategy,
         venue: PaperVenue,
         stores: StateStores,
@@ -178,6 +179,9 @@ class TradingWorker:
         self._day = ""
         self._day_start = 0.0
         self.duplicates_prevented = 0
+        self.decision_latency_ns: list[int] = []
+        """Per order sent: from the start of its bar's step to the venue's acknowledgement."""
+        self._step_started_ns = 0
         self.orders_sent = 0
         self.denials: dict[str, int] = {}
 
@@ -251,9 +255,13 @@ class TradingWorker:
     # ------------------------------------------------------------------ one market time
     def step(self, i: int) -> None:
         """Process the market at ``feed.times[i]``: venue, fills, stores, latch, decisions."""
+        started = time.perf_counter_ns()
+        self._step_started_ns = started
         ts = int(self.feed.times[i])
         self._market_ts = ts
-        fills = self.venue.advance(ts, self.feed.bars_at(i), self.feed.funding_at(i))
+        ticks_at = getattr(self.feed, "ticks_at", None)  # a tick replay: the venue meets ticks
+        ticks = ticks_at(i) if ticks_at is not None else None
+        fills = self.venue.advance(ts, self.feed.bars_at(i), self.feed.funding_at(i), ticks)
         for fill in fills:
             if self.audit is not None:
                 self._audit_fill(fill)
@@ -422,6 +430,8 @@ class TradingWorker:
             )
         self.venue.submit(order)
         self.orders_sent += 1
+        # Bar in hand (its ticks met) to the order at the venue: the path's own latency.
+        self.decision_latency_ns.append(time.perf_counter_ns() - self._step_started_ns)
         payload: dict[str, Any] = {
             "worker": self.wid,
             "client_order_id": order.client_order_id,

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +42,7 @@ from typing import Any, Final, Self
 
 import orjson
 
+from quantum_trader.data.ws_capture import CaptureEvent
 from quantum_trader.domain.clock import Clock
 from quantum_trader.domain.errors import ConfigError, IntegrityError
 from quantum_trader.domain.instruments import Instrument
@@ -55,6 +56,7 @@ from quantum_trader.domain.orders import (
 from quantum_trader.domain.trading import Fill, Liquidity, MarginMode
 from quantum_trader.execution.sim.costs import FeeModel, SlippageModel
 from quantum_trader.execution.sim.exchange import SimulatedExchange
+from quantum_trader.execution.sim.tick_exchange import TickExchange
 from quantum_trader.portfolio.account import Account
 
 SCHEMA_VERSION: Final = 1
@@ -84,6 +86,8 @@ class VenueSettings:
         fee_maker: Maker fee rate.
         fee_taker: Taker fee rate.
         slippage_bps: Taker slippage in basis points.
+        matching: ``bars`` (orders meet the next bar's open and its range) or ``ticks`` (they
+            meet replayed quotes and prints: ``TickExchange``).
     """
 
     cash: float = 10_000.0
@@ -92,10 +96,16 @@ class VenueSettings:
     fee_maker: float = 0.0002
     fee_taker: float = 0.0004
     slippage_bps: float = 0.0
+    matching: str = "bars"
+
+    def __post_init__(self) -> None:
+        if self.matching not in ("bars", "ticks"):
+            raise ConfigError(f"venue matching must be 'bars' or 'ticks', got {self.matching!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as JSON-able values."""
         return {
+            "matching": self.matching,
             "cash": self.cash,
             "leverage": self.leverage,
             "margin_mode": self.margin_mode.value,
@@ -240,7 +250,8 @@ class PaperVenue:
             leverage=settings.leverage,
             margin_mode=settings.margin_mode,
         )
-        self.exchange = SimulatedExchange(
+        kind = TickExchange if settings.matching == "ticks" else SimulatedExchange
+        self.exchange = kind(
             self.account,
             fees=FeeModel(settings.fee_maker, settings.fee_taker),
             slippage=SlippageModel(settings.slippage_bps),
@@ -394,25 +405,33 @@ class PaperVenue:
         ts_ns: int,
         bars: Mapping[str, Bar],
         funding: Mapping[str, tuple[float, float]] | None = None,
+        ticks: Sequence[CaptureEvent] | None = None,
     ) -> list[Fill]:
         """Meet the market at ``ts_ns`` once, commit, and return the fills it caused.
 
-        In order: orders waiting for the open meet each bar's open; funding settles for the
-        positions held then (``funding`` maps symbol to (rate, mark price)); resting orders
-        meet its range; positions whose liquidation price the range reached are liquidated;
-        the closes become the last prices. A time at or before ``last_ts`` changes nothing.
+        With bar matching, in order: orders waiting for the open meet each bar's open;
+        funding settles for the positions held then (``funding`` maps symbol to (rate, mark
+        price)); resting orders meet its range; positions whose liquidation price the range
+        reached are liquidated; the closes become the last prices. With tick matching, the
+        bar's ``ticks`` (replayed quotes and prints) meet the orders instead of its open and
+        range. A time at or before ``last_ts`` changes nothing.
         """
         if ts_ns <= self.last_ts:
             return []
         first_fill = len(self.exchange.fills)
         with self._transaction():
-            for symbol, bar in bars.items():
-                self.marks[symbol] = bar.open
-                self.exchange.on_open(symbol, bar.open, ts_ns, self.marks)
+            if isinstance(self.exchange, TickExchange):
+                for event in ticks or ():  # quotes and prints in the order they happened
+                    self.exchange.on_event(event)
+            else:
+                for symbol, bar in bars.items():
+                    self.marks[symbol] = bar.open
+                    self.exchange.on_open(symbol, bar.open, ts_ns, self.marks)
             for symbol, (rate, mark) in sorted((funding or {}).items()):
                 self.exchange.settle_funding(symbol, rate, mark, ts_ns)
-            for symbol, bar in bars.items():
-                self.exchange.on_bar(symbol, bar.high, bar.low, ts_ns, self.marks)
+            if not isinstance(self.exchange, TickExchange):
+                for symbol, bar in bars.items():
+                    self.exchange.on_bar(symbol, bar.high, bar.low, ts_ns, self.marks)
             self._liquidate(ts_ns, bars)
             for symbol, bar in bars.items():
                 self.marks[symbol] = bar.close

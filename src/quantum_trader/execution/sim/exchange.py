@@ -84,12 +84,16 @@ class SimulatedExchange:
         except (InvalidOrderError, InsufficientMarginError) as exc:
             return self._reject(order, ts, exc.reason, str(exc))
         order.apply(OrderTrigger.ACCEPT, ts)
+        self._book(order, intrabar=intrabar)
+        return order
+
+    def _book(self, order: Order, *, intrabar: bool) -> None:
+        """Hold an accepted order until the prices it can meet arrive (the matching model)."""
         if intrabar:
             self._resting[order.symbol].append(order)
         else:
             self._awaiting_open[order.symbol].append(order)
             self._awaiting_symbols.add(order.symbol)
-        return order
 
     def cancel(self, client_order_id: str, ts_ns: int) -> Order | None:
         """Cancel an open order; return it, or None if it is unknown or no longer open."""
