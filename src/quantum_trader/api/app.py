@@ -14,12 +14,13 @@ and its files get a strict Content-Security-Policy (same origin only) and every 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quantum_trader import __version__
 from quantum_trader.api.auth import ApiToken
@@ -59,15 +60,32 @@ def _unavailable(request: Request, exc: Exception) -> Response:
     return JSONResponse(status_code=503, content={"detail": f"unavailable: {exc}"})
 
 
-async def _headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    response = await call_next(request)
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    if request.url.path == "/" or request.url.path.startswith("/static/"):
-        response.headers["Content-Security-Policy"] = _CSP
-    return response
+class SecurityHeaders:
+    """Pure ASGI middleware (no buffering, so event streams flow): ``no-store`` unless set,
+    ``nosniff`` everywhere, and the Content-Security-Policy on the page and its files."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        """Wrap ``app``."""
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Add the headers to every HTTP response."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", ""))
+        page = path == "/" or path.startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("Cache-Control", "no-store")
+                headers["X-Content-Type-Options"] = "nosniff"
+                if page:
+                    headers["Content-Security-Policy"] = _CSP
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(
@@ -95,7 +113,7 @@ def create_app(
     app.add_exception_handler(ConflictError, _conflict)
     app.add_exception_handler(TransientError, _unavailable)
     app.add_exception_handler(AuditUnavailableError, _unavailable)
-    app.middleware("http")(_headers)
+    app.add_middleware(SecurityHeaders)
     for module in (health, trading, policy, ess, audit, stream):
         app.include_router(module.router)
     app.include_router(policy.writes)

@@ -35,17 +35,17 @@ _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/status", response_model=StatusResponse)
-def get_status(service: Service) -> StatusResponse:
+async def get_status(service: Service) -> StatusResponse:
     """Risk mode, trading state, ESS, workers and their heartbeats, total equity and PnL.
 
     Policy and latch are as of the last refresh (at most half a second old); workers and
-    equity as last heard on the bus.
+    equity as last heard on the bus. (Memory only, so it runs on the event loop.)
     """
     return status_model(service.snapshot())
 
 
 @router.get("/positions", response_model=PositionsResponse)
-def get_positions(service: Service, symbol: SymbolQuery = None) -> PositionsResponse:
+async def get_positions(service: Service, symbol: SymbolQuery = None) -> PositionsResponse:
     """Open positions per symbol and worker: quantity, entry, mark, unrealized PnL."""
     positions = [p for p in service.positions() if symbol is None or p.symbol == symbol]
     return PositionsResponse(
@@ -56,7 +56,7 @@ def get_positions(service: Service, symbol: SymbolQuery = None) -> PositionsResp
 
 
 @router.get("/orders", response_model=OrdersResponse)
-def get_orders(
+async def get_orders(
     service: Service,
     symbol: SymbolQuery = None,
     worker: WorkerQuery = None,
@@ -92,7 +92,7 @@ def get_trades(
 
 
 @router.get("/equity", response_model=EquityResponse)
-def get_equity(
+async def get_equity(
     service: Service,
     max_points: Annotated[int, Query(ge=2, le=20_000, description="Thin to this many.")] = 2000,
 ) -> EquityResponse:
