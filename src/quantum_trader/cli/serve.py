@@ -14,8 +14,9 @@ The token that guards every state-changing route comes from ``$QT_API_TOKEN`` or
 (``--token-file`` or ``$QT_API_TOKEN_FILE``), never from a flag; without one the API serves
 reads and refuses writes (503). The token is never printed.
 
-Exit codes: 0 stopped with Ctrl-C or SIGTERM; 2 bad configuration (unreadable config or token,
-port in use).
+Ctrl-C or SIGTERM stops it gracefully (open event streams get two seconds); uvicorn then
+re-raises the signal, so the exit status is 130 after Ctrl-C and the signal's after SIGTERM.
+Exit code 2: bad configuration (unreadable config or token, port in use).
 """
 
 from __future__ import annotations
@@ -123,4 +124,3 @@ def serve(
                 sock.close()
     except QuantumTraderError as exc:
         raise fail(exc) from None
-    console.print("Stopped.")

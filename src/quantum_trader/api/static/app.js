@@ -240,11 +240,15 @@ function addPoint(p) {
 }
 
 // ---------------------------------------------------------------- loading and the stream
+// The feed shows the last day: the query then opens at most two day files of the trail.
+function dayAgo() { return encodeURIComponent(new Date(Date.now() - 86400000).toISOString()); }
+
 async function resync() {
   try {
     const [status, positions, equity, history, audit, orders] = await Promise.all([
       getJSON("/status"), getJSON("/positions"), getJSON("/equity?max_points=" + MAX_POINTS),
-      getJSON("/risk-mode/history?limit=30"), getJSON("/audit?limit=100"), getJSON("/orders?limit=50"),
+      getJSON("/risk-mode/history?limit=30"), getJSON("/audit?limit=100&since=" + dayAgo()),
+      getJSON("/orders?limit=50"),
     ]);
     renderStatus(status);
     renderPositions(positions.positions);
