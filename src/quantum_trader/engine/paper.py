@@ -44,12 +44,15 @@ from quantum_trader.data.synthetic import generate_market
 from quantum_trader.domain.clock import Clock, WallClock
 from quantum_trader.domain.errors import ConfigError, ConflictError, QuantumTraderError
 from quantum_trader.engine.audit import open_audit_logger
+from quantum_trader.engine.live_feed import LiveCandleFeed
 from quantum_trader.engine.replay import MarketFeed, ReplayFeed
 from quantum_trader.engine.settings import RiskSettings, RunSettings
 from quantum_trader.engine.stores import StateStores, is_redis_url, open_state_stores
 from quantum_trader.engine.supervisor import Supervisor
 from quantum_trader.engine.tick_replay import TickReplayFeed, capture_files
 from quantum_trader.engine.worker import STATUS_TOPIC, TradingWorker, WorkerSettings
+from quantum_trader.execution.live.config import BinanceEnvironment, BinanceUsdmSettings
+from quantum_trader.execution.live.venue import BinanceUsdmVenue
 from quantum_trader.execution.paper import PaperVenue, VenueSettings
 from quantum_trader.observability.audit.logger import AuditLogger
 from quantum_trader.observability.audit.records import Durability
@@ -77,7 +80,16 @@ def _ns(moment: Any) -> int | None:
 
 
 def _feed(run: RunSettings, symbols: tuple[str, ...]) -> MarketFeed:
-    """The replay a worker trades: candles, or websocket captures (ticks)."""
+    """The market a worker trades: replayed candles or websocket captures, or live candles."""
+    if run.feed == "live":
+        # Public market data only: no keys, no signed request (the fills stay simulated).
+        public = BinanceUsdmSettings(
+            environment=BinanceEnvironment(run.exchange),
+            api_url=run.exchange_url,
+            load_brackets=False,
+        )
+        source = BinanceUsdmVenue(None, public, clock=WallClock())
+        return LiveCandleFeed(source, symbols, run.timeframe, WallClock())
     if run.feed == "ticks":
         if run.data is None or not run.data.is_dir():
             raise ConfigError(

@@ -203,11 +203,18 @@ class RunSettings(BaseModel):
         description="Folder or file of market data to replay; omitted: the synthetic market.",
     )
     timeframe: str = Field(default="1m", description="Bar size of the data.")
-    feed: Literal["candles", "ticks"] = Field(
+    feed: Literal["candles", "ticks", "live"] = Field(
         default="candles",
         description="candles: replay candle files (orders meet the next bar); ticks: replay "
         "Binance websocket captures in data (orders meet quotes and prints; bars of timeframe, "
-        "e.g. 1s, are built from the prints).",
+        "e.g. 1s, are built from the prints); live: Binance's candles as they close, through "
+        "ccxt (public data, no keys), the fills still simulated.",
+    )
+    exchange: Literal["mainnet", "testnet", "demo"] = Field(
+        default="testnet", description="Where the live feed reads candles."
+    )
+    exchange_url: str | None = Field(
+        default=None, description="Send the live feed's requests to this base URL instead."
     )
     workers: tuple[tuple[str, ...], ...] = Field(
         default=(("BTCUSDT",), ("ETHUSDT",)),

@@ -209,6 +209,8 @@ class TradingWorker:
             if last >= 0 and int(self.feed.times[last]) == self.venue.last_ts:
                 self._decide(last)
             report.resume_index = last + 1
+        # A live feed's history is warm-up only: trade the bars that close from now on.
+        report.resume_index = max(report.resume_index, getattr(self.feed, "start_index", 0))
         if self.audit is not None:
             self.audit.system_state_changed(
                 actor=self.wid,
@@ -236,10 +238,13 @@ class TradingWorker:
         """
         i = self.recover().resume_index if start_index is None else start_index
         pause = self.feed.tf_ns / 1e9 / self.settings.speed if self.settings.speed > 0 else 0.0
-        while i < len(self.feed) and not self.stop.is_set():
+        wait_for = getattr(self.feed, "wait_for", None)  # a live feed grows as bars close
+        while not self.stop.is_set():
+            if i >= len(self.feed) and (wait_for is None or not wait_for(i, self.stop)):
+                break
             self.step(i)
             i += 1
-            if pause:
+            if pause and wait_for is None:
                 wait(pause)
         self.finish()
         return i
@@ -302,8 +307,8 @@ class TradingWorker:
 
     # ------------------------------------------------------------------ decisions
     def _decide(self, i: int) -> None:
-        if i >= len(self.feed) - 1:
-            return  # the last bar has no next open to fill at (as in the backtest)
+        if i >= len(self.feed) - 1 and not hasattr(self.feed, "wait_for"):
+            return  # a replay's last bar has no next open to fill at (as in the backtest)
         ts_close = int(self.feed.times[i]) + self.feed.tf_ns
         try:
             self.policy.refresh()
