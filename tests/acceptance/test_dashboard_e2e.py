@@ -4,8 +4,10 @@ A private ``redis-server``, two ``qtrader worker`` processes replaying the synth
 enough to keep trading, and the API (uvicorn in a thread, reading the run's bus). The browser
 loads the page, sees the total equity change as the workers trade, opens the ESS control,
 fills in token, name and reason, confirms, and sees the ESS state turn ACTIVE and the
-positions table go flat. Every wait polls the DOM with a deadline; nothing sleeps. A screenshot
-of the final page is saved in the test's temporary folder (its path is printed).
+positions table go flat; then the API is stopped (the page shows the lost connection) and
+started again on the same port (the page reconnects by itself). Every wait polls the DOM with a
+deadline; nothing sleeps. A screenshot of the page after the stop is saved in the test's
+temporary folder (its path is printed), and one while disconnected beside it.
 """
 
 from __future__ import annotations
@@ -78,12 +80,22 @@ def test_dashboard_when_ess_triggered_in_the_browser_flattens_every_worker(
     workers = [WorkerProcess(cfg, 0), WorkerProcess(cfg, 1)]
     try:
         with open_operations(ApiSettings.from_run(run)) as ops:
-            server = ApiServer(ops.app(ApiToken(TOKEN)))
+            app = ops.app(ApiToken(TOKEN))
+            server = ApiServer(app)
             try:
                 for worker in workers:
                     worker.wait_for_step(30, timeout_secs=WAIT_SECS)
                 with headless_chromium() as driver:
                     drive_the_page(driver, server.url, tmp_path)
+                    # the API goes away: the page says so at once, then reconnects by itself
+                    port = server.port
+                    server.shutdown()
+                    wait = WebDriverWait(driver, WAIT_SECS, poll_frequency=0.1)
+                    wait.until(lambda d: "connection lost" in text(d, "conn"))
+                    driver.save_screenshot(str(tmp_path / "dashboard-disconnected.png"))
+                    server = ApiServer(app, port=port)
+                    wait.until(lambda d: "live" in text(d, "conn"))
+                    assert text(driver, "ess-state") == "ACTIVE"
                 positions = httpx.get(f"{server.url}/positions", timeout=10).json()
                 assert positions["positions"] == []
                 audit = httpx.get(

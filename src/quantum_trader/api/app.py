@@ -14,6 +14,7 @@ and its files get a strict Content-Security-Policy (same origin only) and every 
 from __future__ import annotations
 
 import re
+import threading
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -108,6 +109,7 @@ def create_app(
     )
     app.state.service = service
     app.state.token = token
+    app.state.stopping = threading.Event()  # set by the server on shutdown: streams end
     app.state.registry = registry if registry is not None else CollectorRegistry()
     app.add_exception_handler(ConfigError, _config_error)
     app.add_exception_handler(ConflictError, _conflict)

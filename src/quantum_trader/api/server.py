@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
@@ -159,6 +160,27 @@ def uvicorn_config(app: FastAPI, *, access_log: bool = False) -> uvicorn.Config:
     )
 
 
+class GracefulServer(uvicorn.Server):
+    """Uvicorn that tells the app's event streams to end as soon as it is asked to stop, so a
+    graceful shutdown never has to cancel them."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        """Serve ``config`` for ``app``."""
+        super().__init__(config)
+        self.stopping: threading.Event = app.state.stopping
+        self.stopping.clear()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Ctrl-C or SIGTERM: end the streams, then shut down as uvicorn does."""
+        self.stopping.set()
+        super().handle_exit(sig, frame)
+
+    def stop(self) -> None:
+        """Ask the server to stop (from another thread)."""
+        self.stopping.set()
+        self.should_exit = True
+
+
 class ApiServer:
     """Uvicorn serving an app from a daemon thread, on a socket bound in the constructor."""
 
@@ -167,7 +189,7 @@ class ApiServer:
         self.sock = bind(host, port)
         self.host = host
         self.port: int = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn_config(app))
+        self.server = GracefulServer(uvicorn_config(app), app)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, name="api-server", daemon=True
         )
@@ -181,6 +203,6 @@ class ApiServer:
 
     def shutdown(self) -> None:
         """Stop serving and wait for the thread."""
-        self.server.should_exit = True
+        self.server.stop()
         self.thread.join(timeout=10)
         self.sock.close()

@@ -14,9 +14,10 @@ The token that guards every state-changing route comes from ``$QT_API_TOKEN`` or
 (``--token-file`` or ``$QT_API_TOKEN_FILE``), never from a flag; without one the API serves
 reads and refuses writes (503). The token is never printed.
 
-Ctrl-C or SIGTERM stops it gracefully (open event streams get two seconds); uvicorn then
-re-raises the signal, so the exit status is 130 after Ctrl-C and the signal's after SIGTERM.
-Exit code 2: bad configuration (unreadable config or token, port in use).
+Ctrl-C or SIGTERM stops it gracefully: open event streams end at once, requests in flight
+finish (two seconds at most). Uvicorn then re-raises the signal, so after SIGTERM the process
+ends by that signal (status 143 in a shell). Exit code 2: bad configuration (unreadable config
+or token, port in use).
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from quantum_trader.api.auth import TOKEN_ENV, token_from_env
 from quantum_trader.api.server import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     ApiSettings,
+    GracefulServer,
     bind,
     open_operations,
     uvicorn_config,
@@ -107,7 +108,8 @@ def serve(
         except OSError as exc:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         with open_operations(settings) as ops:
-            server = uvicorn.Server(uvicorn_config(ops.app(token), access_log=access_log))
+            app = ops.app(token)
+            server = GracefulServer(uvicorn_config(app, access_log=access_log), app)
             bound = sock.getsockname()[1]
             shown = f"[{host}]" if ":" in host else host
             url = f"http://{shown}:{bound}"

@@ -70,8 +70,9 @@ def snapshot_data(service: OperationsService) -> dict[str, Any]:
 class _Subscription:
     """One stream's queue of discrete events, fed from any thread by the read model."""
 
-    def __init__(self, service: OperationsService) -> None:
+    def __init__(self, service: OperationsService, stopping: threading.Event) -> None:
         self.service = service
+        self.stopping = stopping
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[tuple[str, Mapping[str, Any]]] = asyncio.Queue(QUEUE_SIZE)
         self.overflow = threading.Event()
@@ -93,7 +94,9 @@ class _Subscription:
 
     @property
     def over(self) -> bool:
-        return self.service.closing.is_set() or self.overflow.is_set()
+        return (
+            self.service.closing.is_set() or self.stopping.is_set() or self.overflow.is_set()
+        )
 
     async def next(self) -> tuple[str, Mapping[str, Any]] | None:
         try:
@@ -108,7 +111,7 @@ class _Subscription:
 async def _events(
     request: Request, service: OperationsService, max_events: int | None
 ) -> AsyncIterator[bytes]:
-    sub = _Subscription(service)
+    sub = _Subscription(service, request.app.state.stopping)
     budget = max_events if max_events is not None else -1
     try:
         yield f"retry: {RETRY_MS}\n\n".encode()
