@@ -266,6 +266,8 @@ async function resync() {
 
 function setConnection(kind, text) {
   setText("conn", text, "conn conn-" + kind);
+  // While disconnected every figure is the last one heard: grey it out so nobody trusts it.
+  document.body.classList.toggle("disconnected", kind === "lost");
 }
 
 function connect() {
