@@ -30,7 +30,7 @@ from quantum_trader.engine.stores import StateStores
 from quantum_trader.observability.audit.query import AuditQuery, QueryStats, iter_records
 from quantum_trader.observability.audit.recorder import AuditRecorder
 from quantum_trader.observability.metrics.recorder import MetricsRecorder
-from quantum_trader.risk.ess import Activation, EmergencyStopSystem
+from quantum_trader.risk.ess import Activation, EmergencyStopSystem, NoVenueExecutor
 from quantum_trader.risk.policy_service import PolicyService
 from quantum_trader.stores.ports import EssState
 from quantum_trader.stores.trades import TradeRecord
@@ -52,19 +52,6 @@ def from_ns(ts_ns: int) -> dt.datetime | None:
     if ts_ns <= 0:
         return None
     return dt.datetime.fromtimestamp(ts_ns / NANOS_PER_SECOND, tz=dt.UTC)
-
-
-class _NoVenue:
-    """The API's flatten executor: it reaches no venue; the workers flatten on the latch."""
-
-    def cancel_all_orders(self) -> int:
-        return 0
-
-    def open_positions(self) -> dict[str, float]:
-        return {}
-
-    def close_position(self, symbol: str, quantity: float) -> bool:
-        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +110,7 @@ class OperationsService:
         self.audit_dir = audit_dir
         self.policy_service = PolicyService(stores.policy, clock, audit, metrics)
         self.ess = EmergencyStopSystem(
-            stores.ess, self.policy_service, _NoVenue(), clock, audit, metrics, evaluators=()
+            stores.ess, self.policy_service, NoVenueExecutor(), clock, audit, metrics, evaluators=()
         )
         self.stale_ns = int(worker_stale_secs * NANOS_PER_SECOND)
         self.bus_connected: bool | None = None

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from enum import StrEnum
@@ -40,7 +40,7 @@ from quantum_trader.domain.policy import TradingState
 from quantum_trader.engine.audit import open_audit_logger
 from quantum_trader.engine.stores import DEFAULT_STATE_DB, open_state_stores, state_exists
 from quantum_trader.observability.audit.records import Durability
-from quantum_trader.risk.ess import EmergencyStopSystem
+from quantum_trader.risk.ess import EmergencyStopSystem, NoVenueExecutor
 from quantum_trader.risk.policy_service import PolicyService
 from quantum_trader.stores.ports import EssState
 
@@ -77,23 +77,6 @@ class ResumeState(StrEnum):
     ACTIVE = "active"
 
 
-class NoExchangeExecutor:
-    """The command line's FlattenExecutor: it reaches no exchange, so it cancels and closes
-    nothing; the running engine sees the latch and flattens (``NO_EXCHANGE_NOTE``)."""
-
-    def cancel_all_orders(self) -> int:
-        """Cancel nothing (no exchange connected)."""
-        return 0
-
-    def open_positions(self) -> Mapping[str, float]:
-        """Report no positions: the command line cannot see them."""
-        return {}
-
-    def close_position(self, symbol: str, quantity: float) -> bool:
-        """Close nothing (never called: no positions are reported)."""
-        return False
-
-
 def _when(ts_ns: int) -> str:
     if ts_ns <= 0:
         return "-"
@@ -109,7 +92,7 @@ def _ess(state_db: str, audit_dir: Path) -> Iterator[EmergencyStopSystem]:
         with open_state_stores(state_db) as stores:
             policy = PolicyService(stores.policy, clock, audit)
             yield EmergencyStopSystem(
-                stores.ess, policy, NoExchangeExecutor(), clock, audit, evaluators=()
+                stores.ess, policy, NoVenueExecutor(), clock, audit, evaluators=()
             )
 
 

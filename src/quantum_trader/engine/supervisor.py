@@ -34,6 +34,7 @@ from quantum_trader.risk.ess import (
     DrawdownEvaluator,
     EmergencyStopSystem,
     HealthEvaluator,
+    NoVenueExecutor,
 )
 from quantum_trader.risk.health import Subsystem, SubsystemHealth, SystemHealth, assess
 from quantum_trader.risk.policy_service import PolicyService
@@ -51,19 +52,6 @@ class WorkerView:
     halted: bool = False
     model_score: float | None = None
     model_detail: str = ""
-
-
-class _NoVenue:
-    """The supervisor's ESS executor: workers flatten their own books when the latch is set."""
-
-    def cancel_all_orders(self) -> int:
-        return 0
-
-    def open_positions(self) -> dict[str, float]:
-        return {}
-
-    def close_position(self, symbol: str, quantity: float) -> bool:
-        return True
 
 
 class Supervisor:
@@ -91,7 +79,7 @@ class Supervisor:
         self.ess = EmergencyStopSystem(
             ess_store,
             self.policy,
-            _NoVenue(),
+            NoVenueExecutor(),
             clock,
             audit,
             metrics,

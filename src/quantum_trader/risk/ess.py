@@ -349,6 +349,27 @@ class FlattenExecutor(Protocol):
         ...
 
 
+class NoVenueExecutor:
+    """The executor of a process that reaches no venue (the CLI, the API, the supervisor).
+
+    It cancels and closes nothing and reports no positions: such a process only writes the
+    latch, and the processes that trade see it (broadcast, or their next read) and flatten their
+    own books with ``enforce``.
+    """
+
+    def cancel_all_orders(self) -> int:
+        """Cancel nothing (no venue connected)."""
+        return 0
+
+    def open_positions(self) -> Mapping[str, float]:
+        """Report no positions: this process cannot see them."""
+        return {}
+
+    def close_position(self, symbol: str, quantity: float) -> bool:
+        """Close nothing (never called: no positions are reported)."""
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class CloseAttempt:
     """One reduce-only close sent during a flatten."""

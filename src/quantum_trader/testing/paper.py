@@ -29,7 +29,7 @@ from quantum_trader.bus.redis_streams import FIELD
 from quantum_trader.domain.clock import WallClock
 from quantum_trader.domain.policy import TradingState
 from quantum_trader.engine.stores import open_state_stores
-from quantum_trader.risk.ess import EmergencyStopSystem
+from quantum_trader.risk.ess import EmergencyStopSystem, NoVenueExecutor
 from quantum_trader.risk.policy_service import PolicyService
 
 ACK_TOPIC = "ess.ack"
@@ -202,17 +202,6 @@ def wait_for_event(
                     return event, after
 
 
-class _NoVenue:
-    def cancel_all_orders(self) -> int:
-        return 0
-
-    def open_positions(self) -> dict[str, float]:
-        return {}
-
-    def close_position(self, symbol: str, quantity: float) -> bool:
-        return True
-
-
 def _is_ack_of(activation: int) -> Callable[[Event], bool]:
     def matches(event: Event) -> bool:
         return event.payload.get("activation") == activation
@@ -270,7 +259,7 @@ def measure_ess_latency(
     windows: list[LatchWindow] = []
     with open_state_stores(url, redis_prefix=prefix) as stores:
         policy = PolicyService(stores.policy, clock)
-        ess = EmergencyStopSystem(stores.ess, policy, _NoVenue(), clock, evaluators=())
+        ess = EmergencyStopSystem(stores.ess, policy, NoVenueExecutor(), clock, evaluators=())
         last_id = _last_id(client, stream_key(prefix, ACK_TOPIC))
         for _ in range(triggers):
             activation = ess.trigger_manual("bench", "latency measurement")

@@ -13,12 +13,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from quantum_trader.cli.ess import NO_EXCHANGE_NOTE, NoExchangeExecutor, ess_app
+from quantum_trader.cli.ess import NO_EXCHANGE_NOTE, ess_app
 from quantum_trader.domain.clock import ManualClock
 from quantum_trader.domain.policy import TradingState
 from quantum_trader.engine.stores import open_state_stores
 from quantum_trader.observability.audit.verify import verify_audit_dir
-from quantum_trader.risk.ess import EmergencyStopSystem
+from quantum_trader.risk.ess import EmergencyStopSystem, NoVenueExecutor
 from quantum_trader.risk.policy_service import PolicyService
 from quantum_trader.stores.ports import EssState
 
@@ -276,7 +276,7 @@ def test_status_when_latch_has_no_time_shows_dash(
 
 
 def test_no_exchange_executor_when_asked_reaches_nothing() -> None:
-    executor = NoExchangeExecutor()
+    executor = NoVenueExecutor()
     assert executor.cancel_all_orders() == 0
     assert executor.open_positions() == {}
     assert executor.close_position("BTCUSDT", 1.0) is False
