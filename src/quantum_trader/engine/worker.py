@@ -291,12 +291,10 @@ class TradingWorker:
             state = self.stores.ess.load()
         except QuantumTraderError:
             return True, None  # cannot tell: send nothing, flatten nothing
-        if state.active:
-            return True, state.activations
-        if self.halt.is_set() and self._enforced_activation < state.activations:
-            # The broadcast came before the store showed it: wait for the store.
-            return True, None
-        return False, state.activations
+        # The broadcast is sent in the same transaction as the write, so the store is never
+        # behind it: an inactive latch here means reset (and a halt flag set since is caught by
+        # the store read before every order).
+        return state.active, state.activations
 
     def _enforce(self, activation: int) -> None:
         self.halt.set()

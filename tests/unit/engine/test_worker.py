@@ -336,3 +336,31 @@ def test_trade_writes_wait_while_the_store_is_down(market: MarketData, tmp_path:
     trades.down = False
     worker.step(300)
     assert stored_trades(stores) == venue_trades(worker)
+
+
+def test_a_trigger_reset_before_the_next_bar_leaves_the_worker_trading(
+    market: MarketData, tmp_path: Path
+) -> None:
+    stores = open_state_stores(None)
+    worker = make_worker(tmp_path, market, stores, LocalBus())
+    worker.recover()
+    for i in range(100):
+        worker.step(i)
+    other = EmergencyStopSystem(
+        stores.ess,
+        PolicyService(stores.policy, ManualClock(5)),
+        worker,
+        ManualClock(5),
+        evaluators=(),
+    )
+    # The broadcast reached the worker, and a person reset before its next bar.
+    stores.ess.save(replace(stores.ess.load(), active=True, activations=1, reason="manual: x"))
+    worker.halt.set()
+    assert other.reset("alice", "false alarm", resume=TradingState.ACTIVE)
+    before = len(worker.venue.exchange.orders)
+    k = 100
+    while len(worker.venue.exchange.orders) == before and k < BARS - 1:
+        worker.step(k)
+        k += 1
+    assert not worker.halt.is_set()
+    assert len(worker.venue.exchange.orders) > before
