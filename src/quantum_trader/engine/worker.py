@@ -1,6 +1,8 @@
 """TradingWorker: one paper-trading process's path, from a bar to an order and back to the stores.
 
-A worker trades a subset of symbols on a replayed feed against its ``PaperVenue`` and shares
+A worker trades a subset of symbols on a feed — replayed candles (``engine.replay``), replayed
+websocket captures whose ticks the venue matches (``engine.tick_replay``), or live candles as
+they close (``engine.live_feed``) — against its ``PaperVenue`` and shares
 the policy, the ESS latch and the trade records with every other process (Redis in a
 multi-process run). Per market time, in this order:
 
@@ -206,8 +208,10 @@ class TradingWorker:
         if self.venue.last_ts:
             # Re-run the decision at the last bar the venue met: sent already, or sent now.
             last = self.feed.index_after(self.venue.last_ts) - 1
+            live_from = getattr(self.feed, "start_index", 0)  # never re-decide a past live bar
             if last >= 0 and int(self.feed.times[last]) == self.venue.last_ts:
-                self._decide(last)
+                if last + 1 >= live_from:
+                    self._decide(last)
             report.resume_index = last + 1
         # A live feed's history is warm-up only: trade the bars that close from now on.
         report.resume_index = max(report.resume_index, getattr(self.feed, "start_index", 0))
