@@ -73,7 +73,10 @@ FILLS_TOPIC = "fills"
 ORDERS_TOPIC = "orders"
 STATUS_TOPIC = "worker.status"
 _PUBLISHED_NOTE = "published_fills"
+_DAY_NOTE = "day"
+_DAY_START_NOTE = "day_start_equity"
 _NS_PER_MS = 1_000_000
+_ESS_TAG = "emergency_stop"
 _HEALTH_EVERY = 60  # bars between model-health readings in the status events
 _RECENT_VOL_BARS = 240  # the sizer's current volatility: the last few hours of 1m bars
 _REFERENCE_VOL_BARS = 2880  # its usual volatility: the last two days
@@ -206,15 +209,15 @@ class TradingWorker:
                 report.latched = True
                 self._enforce(state.activations)
         if self.venue.last_ts:
-            # Re-run the decision at the last bar the venue met: sent already, or sent now.
+            # Re-run the decision at the last bar the venue met: sent already, or sent now;
+            # then go on from the next bar (on a live feed, the bars missed while down too).
             last = self.feed.index_after(self.venue.last_ts) - 1
-            live_from = getattr(self.feed, "start_index", 0)  # never re-decide a past live bar
             if last >= 0 and int(self.feed.times[last]) == self.venue.last_ts:
-                if last + 1 >= live_from:
-                    self._decide(last)
+                self._decide(last)
             report.resume_index = last + 1
-        # A live feed's history is warm-up only: trade the bars that close from now on.
-        report.resume_index = max(report.resume_index, getattr(self.feed, "start_index", 0))
+        else:
+            # A fresh start on a live feed: its history is warm-up, trade what closes from now.
+            report.resume_index = getattr(self.feed, "start_index", 0)
         if self.audit is not None:
             self.audit.system_state_changed(
                 actor=self.wid,
@@ -453,6 +456,7 @@ class TradingWorker:
         self._publish(self._events.create(ORDERS_TOPIC, payload))
         if order.status is OrderStatus.REJECTED:
             self.errors.record_reject(order.ts_init)
+            self.ess.check(ts_ns=order.ts_init)  # too many rejections in the window: stop
             if self.audit is not None:
                 self.audit.trade_executed(
                     actor=self.wid,
@@ -482,8 +486,17 @@ class TradingWorker:
 
     # ------------------------------------------------------------------ FlattenExecutor
     def cancel_all_orders(self) -> int:
-        """Cancel every open order at the venue (the ESS's step 3)."""
-        return len(self.venue.cancel_all(self._market_ts))
+        """Cancel every open order at the venue (the ESS's step 3), but its own closes.
+
+        A close sent by an earlier enforcement may still wait for the next open (the worker
+        restarted in between): it is the flatten itself, and canceling it would leave the
+        positions open, since its id is taken for the bar.
+        """
+        canceled = 0
+        for order in self.venue.open_orders():
+            if order.tag != _ESS_TAG and self.venue.cancel(order.client_order_id, self._market_ts):
+                canceled += 1
+        return canceled
 
     def open_positions(self) -> dict[str, float]:
         """The venue's positions (the ESS's step 4 closes them)."""
@@ -500,7 +513,7 @@ class TradingWorker:
             quantity=abs(quantity),
             ts_init=self._market_ts,
             reduce_only=True,
-            tag="emergency_stop",
+            tag=_ESS_TAG,
         )
         sent = self.venue.submit(order)
         if sent is order:
@@ -630,7 +643,7 @@ class TradingWorker:
 
     def _publish_fills(self) -> int:
         fills = self.venue.exchange.fills
-        done = self.venue.note(_PUBLISHED_NOTE)
+        done = int(self.venue.note(_PUBLISHED_NOTE))
         if done >= len(fills):
             return 0
         events = [self._fill_event(seq, fills[seq - 1]) for seq in range(done + 1, len(fills) + 1)]
@@ -692,10 +705,19 @@ class TradingWorker:
         )
 
     def _track_day(self, ts: int) -> None:
+        """The UTC start-of-day equity (the RiskGuard's daily-loss base), kept with the venue
+        so that a restart in the middle of a day does not forget the day's losses."""
         day = utc_day(ts)
-        if day != self._day:
-            self._day = day
+        if day == self._day:
+            return
+        number = ts // NANOS_PER_DAY
+        if self.venue.note(_DAY_NOTE, -1) == number:
+            self._day_start = self.venue.note(_DAY_START_NOTE)
+        else:
             self._day_start = self.venue.equity()
+            self.venue.set_note(_DAY_START_NOTE, self._day_start)
+            self.venue.set_note(_DAY_NOTE, number)
+        self._day = day
 
     def positions(self) -> Mapping[str, float]:
         """The venue's positions (the truth)."""

@@ -31,7 +31,9 @@ ones is a ConfigError naming the difference, never a silent mix of two accounts.
 
 from __future__ import annotations
 
+import fcntl
 import math
+import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -236,6 +238,16 @@ class PaperVenue:
         self._wall = wall_clock
         self.settings = settings
         path.parent.mkdir(parents=True, exist_ok=True)
+        # One venue object per journal: a second one (the same worker started twice) would
+        # rebuild the same state and then diverge from the first while both write.
+        self._lock = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(self._lock)
+            raise ConfigError(
+                f"venue journal {path} is open elsewhere (is this worker already running?)"
+            ) from exc
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -243,6 +255,7 @@ class PaperVenue:
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
+            os.close(self._lock)
             raise IntegrityError(f"venue journal {path} cannot be opened: {exc}") from exc
         self.account = Account(
             settings.cash,
@@ -263,7 +276,11 @@ class PaperVenue:
         self._journaled_funding = 0
         self._open_ids: set[str] = set()
         self._broken = False
-        self._load()
+        try:
+            self._load()
+        except BaseException:
+            self.close()
+            raise
 
     # ----------------------------------------------------------------- loading
     def _load(self) -> None:
@@ -366,16 +383,22 @@ class PaperVenue:
         """When (wall clock) each order reached the venue, by client order id."""
         return dict(self._db.execute("SELECT client_order_id, submitted_wall_ns FROM orders"))
 
-    def note(self, key: str, default: int = 0) -> int:
+    def note(self, key: str, default: float = 0) -> float:
         """A number a client keeps beside the venue (e.g. how many fills it has passed on)."""
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (f"client:{key}",))
         found = row.fetchone()
-        return default if found is None else int(self._json(found[0], f"note {key}"))
+        if found is None:
+            return default
+        value = self._json(found[0], f"note {key}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise IntegrityError(f"venue journal {self.path}: note {key} is not a number")
+        return float(value)
 
-    def set_note(self, key: str, value: int) -> None:
+    def set_note(self, key: str, value: float) -> None:
         """Store a client's number (committed at once); see ``note``."""
         self._db.execute(
-            "INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"client:{key}", str(int(value)))
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            (f"client:{key}", orjson.dumps(value).decode()),
         )
 
     # ----------------------------------------------------------------- changes
@@ -390,6 +413,14 @@ class PaperVenue:
         with self._transaction():
             self.exchange.submit(order, {**self.marks, **(marks or {})})
             self._write_order(order, submitted=True)
+        return order
+
+    def cancel(self, client_order_id: str, ts_ns: int) -> Order | None:
+        """Cancel one open order and commit; return it, or None if unknown or not open."""
+        with self._transaction():
+            order = self.exchange.cancel(client_order_id, ts_ns)
+            if order is not None:
+                self._write_order(order)
         return order
 
     def cancel_all(self, ts_ns: int, symbol: str | None = None) -> list[Order]:
@@ -427,11 +458,14 @@ class PaperVenue:
                 for symbol, bar in bars.items():
                     self.marks[symbol] = bar.open
                     self.exchange.on_open(symbol, bar.open, ts_ns, self.marks)
+            self._flush_ledger()
             for symbol, (rate, mark) in sorted((funding or {}).items()):
                 self.exchange.settle_funding(symbol, rate, mark, ts_ns)
+            self._flush_ledger()
             if not isinstance(self.exchange, TickExchange):
                 for symbol, bar in bars.items():
                     self.exchange.on_bar(symbol, bar.high, bar.low, ts_ns, self.marks)
+                self._flush_ledger()
             self._liquidate(ts_ns, bars)
             for symbol, bar in bars.items():
                 self.marks[symbol] = bar.close
@@ -450,6 +484,7 @@ class PaperVenue:
             if bar is None or math.isnan(level):
                 continue
             if (bar.low <= level) if pos.quantity > 0 else (bar.high >= level):
+                self._flush_ledger()
                 self.exchange.liquidate_isolated(symbol, ts_ns)
                 self._ledger("liquidation_isolated", {"symbol": symbol, "ts": ts_ns})
         # Cross: every position at its own adverse extreme of the bar (conservative).
@@ -461,6 +496,7 @@ class PaperVenue:
         if worst:
             marks = {**self.marks, **worst}
             if acct.equity(marks) <= acct.maintenance_margin(marks):
+                self._flush_ledger()
                 self.exchange.liquidate_cross(marks, ts_ns)
                 self._ledger("liquidation_cross", {"prices": worst, "ts": ts_ns})
 
@@ -484,6 +520,19 @@ class PaperVenue:
             raise
 
     def _flush_changes(self) -> None:
+        self._flush_ledger()
+        now_open = {o.client_order_id for o in self.exchange.open_orders()}
+        for cid in self._open_ids | now_open:
+            self._write_order(self.exchange.orders[cid])
+        self._open_ids = now_open
+
+    def _flush_ledger(self) -> None:
+        """Journal the fills and funding booked since the last call, in that order.
+
+        Called after each phase of ``advance`` and before a liquidation is journaled, so the
+        ledger replays in the order things happened (a liquidation after the fills that led
+        to it).
+        """
         for fill in self.exchange.fills[self._journaled_fills :]:
             if not fill.liquidation:  # liquidations are journaled as what caused them
                 self._ledger("fill", _fill_to_dict(fill))
@@ -499,10 +548,6 @@ class PaperVenue:
                 },
             )
         self._journaled_funding = len(self.exchange.funding_payments)
-        now_open = {o.client_order_id for o in self.exchange.open_orders()}
-        for cid in self._open_ids | now_open:
-            self._write_order(self.exchange.orders[cid])
-        self._open_ids = now_open
 
     def _write_order(self, order: Order, *, submitted: bool = False) -> None:
         body = orjson.dumps(order_to_dict(order)).decode()
@@ -537,8 +582,11 @@ class PaperVenue:
         )
 
     def close(self) -> None:
-        """Close the journal."""
+        """Close the journal and let another venue object open it."""
         self._db.close()
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
 
     def __enter__(self) -> Self:
         """Use the venue in a ``with`` block that closes it."""

@@ -34,6 +34,7 @@ from quantum_trader.risk.policy_service import PolicyService
 from quantum_trader.stores.ports import EssState
 from quantum_trader.stores.trades import TradeRecord, record_of
 from quantum_trader.strategies.sma_cross import SmaCross
+from quantum_trader.testing.builders import ScriptedStrategy
 from quantum_trader.testing.fakes import RecordingAuditRecorder
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -201,6 +202,7 @@ def test_a_crash_anywhere_then_recovery_loses_and_repeats_nothing(
         first.run(wait=lambda _s: None)
     assert first.venue.last_ts < int(first.feed.times[-1])  # it died before the end
     bus.die_at = trades.die_at = None
+    first.venue.close()  # the dead process's file lock goes with it
     audit = RecordingAuditRecorder()
     second = make_worker(tmp, market, stores, bus, audit)  # reopens the journal
     assert second.run(wait=lambda _s: None) == BARS
@@ -236,6 +238,7 @@ def test_recovery_fixes_and_audits_every_discrepancy(market: MarketData, tmp_pat
     ghost = replace(victim, trade_id="w0-T999999", symbol="ETHUSDT")  # unknown to the venue
     stores.trades.save(ghost)
     stores.trades.save(replace(victim, trade_id="w9-T000001"))  # another worker's: untouched
+    first.venue.close()
     audit = RecordingAuditRecorder()
     second = make_worker(tmp_path, market, stores, LocalBus(), audit)
     report = second.recover()
@@ -364,3 +367,70 @@ def test_a_trigger_reset_before_the_next_bar_leaves_the_worker_trading(
         k += 1
     assert not worker.halt.is_set()
     assert len(worker.venue.exchange.orders) > before
+
+
+def test_a_restart_while_latched_keeps_the_pending_emergency_closes(
+    market: MarketData, tmp_path: Path
+) -> None:
+    """The ESS closes wait for the next open; a restart before it must not cancel them (their
+    ids are taken for that bar, so a canceled close could not be sent again)."""
+    stores = open_state_stores(None)
+    worker = make_worker(tmp_path, market, stores, LocalBus())
+    worker.recover()
+    i = 0
+    while not worker.venue.positions():
+        worker.step(i)
+        i += 1
+    stores.ess.save(replace(stores.ess.load(), active=True, activations=1, reason="manual: x"))
+    worker.step(i)  # enforces: the closes now wait for the next open
+    closes = [o for o in worker.venue.open_orders() if "-ess-" in o.client_order_id]
+    assert closes
+    worker.venue.close()
+    again = make_worker(tmp_path, market, stores, LocalBus())
+    report = again.recover()  # enforces again at start-up
+    assert report.latched
+    assert {o.client_order_id for o in again.venue.open_orders()} == {
+        o.client_order_id for o in closes
+    }
+    again.step(i + 1)
+    assert again.venue.positions() == {}
+
+
+def test_repeated_rejections_trigger_the_emergency_stop(tmp_path: Path) -> None:
+    """Orders the venue rejects (under its minimum notional) count as execution errors."""
+    market = generate_market(("BTCUSDT",), bars=200, seed=3)
+    flips = [0.001 if k % 2 else -0.001 for k in range(200)]  # below the minimum notional
+    feed = ReplayFeed(market, ("BTCUSDT",), "1m")
+    venue = PaperVenue(
+        tmp_path / "venue.db", feed.instruments(), VenueSettings(), ManualClock(1), durable=False
+    )
+    stores = open_state_stores(None)
+    worker = TradingWorker(
+        WorkerSettings("w0"),
+        feed,
+        ScriptedStrategy({"BTCUSDT": flips}),
+        venue,
+        stores,
+        LocalBus(),
+        ManualClock(1),
+        max_execution_errors=3,
+        error_window_secs=600,
+    )
+    worker.run(wait=lambda _s: None)
+    state = stores.ess.load()
+    assert state.active
+    assert state.reason.startswith("execution_errors")
+    assert len(venue.exchange.rejected) == 3  # nothing more was sent once it stopped
+
+
+def test_a_restart_keeps_the_days_loss_base(market: MarketData, tmp_path: Path) -> None:
+    stores = open_state_stores(None)
+    first = make_worker(tmp_path, market, stores, LocalBus())
+    first.recover()
+    for i in range(300):
+        first.step(i)
+    base = first._day_start
+    first.venue.close()
+    again = make_worker(tmp_path, market, stores, LocalBus())
+    again.run(300, wait=lambda _s: None)
+    assert again._day_start == base  # the same UTC day: not reset to the equity at restart

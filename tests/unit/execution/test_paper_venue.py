@@ -224,3 +224,30 @@ def test_any_history_reopens_identically(
     v.close()
     with venue(folder) as again:
         assert state(again) == before
+
+
+@pytest.mark.parametrize("mode", [MarginMode.CROSS, MarginMode.ISOLATED])
+def test_an_open_liquidated_in_its_own_bar_replays_in_that_order(
+    tmp_path: Path, mode: MarginMode
+) -> None:
+    """The fill at the open, then the liquidation in the same bar's range: the ledger keeps
+    that order, so the reopened venue is flat with the same wallet (not holding the position
+    the liquidation closed)."""
+    lev = VenueSettings(cash=1_000.0, leverage=20.0, margin_mode=mode)
+    with venue(tmp_path, lev) as v:
+        v.advance(MIN, {"TESTUSDT": bar(100.0)})
+        v.submit(market(OrderSide.BUY, 190.0, "big", MIN))
+        v.advance(
+            2 * MIN, {"TESTUSDT": bar(100.0, 100.5, 80.0, 85.0)}, {"TESTUSDT": (0.0001, 100.0)}
+        )
+        assert v.positions() == {}
+        before = state(v)
+    with venue(tmp_path, lev) as again:
+        assert state(again) == before
+
+
+def test_a_journal_opens_once(tmp_path: Path) -> None:
+    with venue(tmp_path):
+        with pytest.raises(ConfigError, match="open elsewhere"):
+            venue(tmp_path)
+    venue(tmp_path).close()  # free again once the first is closed

@@ -17,7 +17,6 @@ from collections.abc import Callable
 import redis
 from redis.exceptions import RedisError
 
-from quantum_trader.domain.errors import QuantumTraderError
 from quantum_trader.stores.ports import EssState
 from quantum_trader.stores.redis.connection import DEFAULT_PREFIX, RedisKeys
 from quantum_trader.stores.redis.records import RecordStore
@@ -95,7 +94,7 @@ class LatchWatcher:
                         continue
                     try:
                         self._on_latch(self._store.decode(message["data"]))
-                    except QuantumTraderError as exc:
+                    except Exception as exc:  # a failing callback must not end the listener
                         self._report(exc)
             except (RedisError, OSError) as exc:
                 self.subscribed.clear()
