@@ -185,7 +185,10 @@ class FakeBinanceUsdm:
                 """Keep test output quiet."""
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        # stop() joins the request threads (server_close), so a stalled request released by it
+        # has finished, and recorded its answer, when stop() returns.
+        self._server.daemon_threads = False
+        self._server.block_on_close = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
