@@ -50,6 +50,7 @@ from quantum_trader.observability.metrics.http import start_metrics_server
 from quantum_trader.stores.redis import connect
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_STOP_GRACE_SECS = 30.0  # a worker finishes its bar and writes its queues within this
 SERVICES = ("supervisor", "api")
 """Children that serve until the run ends (restarted when they die, never "finished")."""
 
@@ -214,6 +215,17 @@ class _Child:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
 
+    def reap(self) -> None:
+        """Wait for the stopped child; one that ignores SIGTERM is killed after a grace time."""
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout=_STOP_GRACE_SECS)
+        except subprocess.TimeoutExpired:
+            err_console.print(f"{self.name} did not stop in time; killing it", highlight=False)
+            self.process.kill()
+            self.process.wait()
+
 
 def _check_redis(run: RunSettings) -> None:
     if not is_redis_url(run.state):
@@ -271,8 +283,7 @@ def run(config: ConfigFile) -> None:
     for child in children:
         child.stop()
     for child in children:
-        if child.process is not None:
-            child.process.wait()
+        child.reap()
     raise typer.Exit(code)
 
 
