@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from quantum_trader.data.market import MarketData, SymbolData
+from quantum_trader.data.market import MarketData, SymbolData, funding_settlements
 from quantum_trader.data.timeframes import parse_timeframe
 from quantum_trader.domain.clock import NANOS_PER_DAY, NANOS_PER_SECOND, ManualClock
 from quantum_trader.domain.errors import DataError, StrategyError
@@ -257,38 +257,10 @@ class BacktestEngine:
     def _funding_events(
         self, sym: SymbolState, union: npt.NDArray[np.int64]
     ) -> list[tuple[int, float, float, int]]:
-        data = self.market[sym.name]
-        if data.funding is None or data.funding.empty:
-            return []
-        f_ts = data.funding["date"].to_numpy("datetime64[ns]").astype(np.int64)
-        rates = data.funding["rate"].to_numpy(np.float64)
-        ts = sym.bars.ts
-        # Funding at time T applies to the position held at T: the bar whose open is the last
-        # one at or before T, after that bar's opening fills.
-        own = np.searchsorted(ts, f_ts, side="right") - 1
-        inside = (own >= 0) & (f_ts < ts[-1] + self.tf_ns)
-        marks = self._mark_prices(data, f_ts)
-        out = []
-        for i in np.flatnonzero(inside).tolist():
-            k = int(own[i])
-            mark = marks[i] if not math.isnan(marks[i]) else float(sym.bars.open[k])
-            out.append((int(sym.uidx[k]), float(rates[i]), mark, int(f_ts[i])))
-        return out
-
-    @staticmethod
-    def _mark_prices(data: SymbolData, f_ts: npt.NDArray[np.int64]) -> list[float]:
-        """Mark price at each funding time from the mark data (NaN where there is none)."""
-        if data.mark is None or data.mark.empty:
-            return [math.nan] * len(f_ts)
-        m_ts = data.mark["date"].to_numpy("datetime64[ns]").astype(np.int64)
-        m_px = data.mark["mark"].to_numpy(np.float64)
-        j = np.searchsorted(m_ts, f_ts, side="right") - 1
-        # Funding stamps run a few ms past the 8h mark; accept a mark from the minute before.
-        ok = (j >= 0) & (f_ts - m_ts[np.maximum(j, 0)] < 60_000_000_000)
-        return [
-            float(m_px[jj]) if good else math.nan
-            for jj, good in zip(j.tolist(), ok.tolist(), strict=True)
-        ]
+        events = funding_settlements(
+            self.market[sym.name], sym.bars.ts, sym.bars.open, self.tf_ns
+        )
+        return [(int(sym.uidx[e.bar]), e.rate, e.mark, e.ts_ns) for e in events]
 
     # ----------------------------------------------------------------- result
     def _result(

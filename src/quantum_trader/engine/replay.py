@@ -11,7 +11,6 @@ T, as in the backtest.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -19,14 +18,12 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from quantum_trader.data.market import SymbolData
+from quantum_trader.data.market import SymbolData, funding_settlements
 from quantum_trader.data.timeframes import parse_timeframe
 from quantum_trader.domain.errors import ConfigError, DataError
 from quantum_trader.domain.instruments import Instrument, resolve_instrument
 from quantum_trader.execution.paper import Bar
 from quantum_trader.strategies.base import Bars
-
-_MARK_TOLERANCE_NS = 60_000_000_000  # funding stamps run a few ms past the mark's minute
 
 
 class MarketFeed(Protocol):
@@ -133,25 +130,8 @@ class ReplayFeed:
         return _Series(bars, index_of, self._funding(data, bars), f_ts, f_rate)
 
     def _funding(self, data: SymbolData, bars: Bars) -> dict[int, tuple[float, float]]:
-        if data.funding is None or data.funding.empty or not len(bars):
-            return {}
-        f_ts = data.funding["date"].to_numpy("datetime64[ns]").astype(np.int64)
-        rates = data.funding["rate"].to_numpy(np.float64)
-        own = np.searchsorted(bars.ts, f_ts, side="right") - 1
-        marks: dict[int, float] = {}
-        if data.mark is not None and not data.mark.empty:
-            m_ts = data.mark["date"].to_numpy("datetime64[ns]").astype(np.int64)
-            m_px = data.mark["mark"].to_numpy(np.float64)
-            j = np.searchsorted(m_ts, f_ts, side="right") - 1
-            for i, jj in enumerate(j.tolist()):
-                if jj >= 0 and f_ts[i] - m_ts[jj] < _MARK_TOLERANCE_NS:
-                    marks[i] = float(m_px[jj])
-        out: dict[int, tuple[float, float]] = {}
-        for i, k in enumerate(own.tolist()):
-            if k < 0 or f_ts[i] >= bars.ts[k] + self.tf_ns or math.isnan(rates[i]):
-                continue
-            out[int(bars.ts[k])] = (float(rates[i]), marks.get(i, float(bars.open[k])))
-        return out
+        events = funding_settlements(data, bars.ts, bars.open, self.tf_ns)
+        return {int(bars.ts[e.bar]): (e.rate, e.mark) for e in events}
 
     def __len__(self) -> int:
         return len(self.times)
