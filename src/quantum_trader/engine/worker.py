@@ -42,7 +42,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -54,7 +54,7 @@ from quantum_trader.bus.ports import EventPublisher
 from quantum_trader.domain.clock import NANOS_PER_DAY, Clock
 from quantum_trader.domain.errors import QuantumTraderError, TransientError
 from quantum_trader.domain.orders import Order, OrderSide, OrderStatus, OrderType
-from quantum_trader.domain.trading import Fill, TradeStatus
+from quantum_trader.domain.trading import Fill, Trade, TradeStatus
 from quantum_trader.engine.replay import MarketFeed
 from quantum_trader.engine.safety import intent_for
 from quantum_trader.engine.stores import StateStores
@@ -178,6 +178,7 @@ class TradingWorker:
         self._events = EventFactory(clock, self.wid)
         self._fill_bits = hashlib.blake2b(self.wid.encode(), digest_size=4).hexdigest()
         self._pending: dict[str, TradeRecord] = {}
+        self._written: dict[str, TradeRecord] = {}
         self._synced_closed = 0
         self._enforced_activation = -1
         self._market_ts = 0
@@ -524,41 +525,43 @@ class TradingWorker:
     def _record(self, trade_id: str) -> str:
         return f"{self.wid}-{trade_id}"
 
+    def _record_of(self, trade: Trade, now: int) -> TradeRecord:
+        """The store's record of one of this worker's trades (its id prefixed with the worker)."""
+        rid = self._record(trade.trade_id)
+        return record_of(trade, trade_id=rid, updated_ts_ns=now, metadata={"worker": self.wid})
+
     def _sync_trades(self) -> None:
+        """Queue the trades that changed since they were last written, then write the queue."""
         acct = self.venue.account
         now = self.clock.now_ns()
-        for trade in acct.closed_trades[self._synced_closed :]:
-            rid = self._record(trade.trade_id)
-            self._pending[rid] = record_of(
-                trade, trade_id=rid, updated_ts_ns=now, metadata={"worker": self.wid}
-            )
+        closed = acct.closed_trades[self._synced_closed :]
         self._synced_closed = len(acct.closed_trades)
-        for trade in acct.open_trades.values():
-            rid = self._record(trade.trade_id)
-            self._pending[rid] = record_of(
-                trade, trade_id=rid, updated_ts_ns=now, metadata={"worker": self.wid}
-            )
+        for trade in (*closed, *acct.open_trades.values()):
+            record = self._record_of(trade, now)
+            written = self._written.get(record.trade_id)
+            if written is None or replace(written, updated_ts_ns=now) != record:
+                self._pending[record.trade_id] = record
         self._flush_trades()
 
     def _flush_trades(self) -> None:
         for rid in list(self._pending):
+            record = self._pending[rid]
             try:
-                self.stores.trades.save(self._pending[rid])
+                self.stores.trades.save(record)
             except TransientError:
                 return  # keep the rest queued; the next step tries again
             del self._pending[rid]
+            if record.is_open:
+                self._written[rid] = record  # unchanged open trades are not written again
+            else:
+                self._written.pop(rid, None)
 
     def _reconcile_trades(self, report: RecoveryReport) -> None:
         prefix = f"{self.wid}-"
         now = self.clock.now_ns()
         expected = {
-            self._record(t.trade_id): record_of(
-                t,
-                trade_id=self._record(t.trade_id),
-                updated_ts_ns=now,
-                metadata={"worker": self.wid},
-            )
-            for t in self.venue.account.all_trades()
+            r.trade_id: r
+            for r in (self._record_of(t, now) for t in self.venue.account.all_trades())
         }
         stored: dict[str, TradeRecord] = {
             r.trade_id: r

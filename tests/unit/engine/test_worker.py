@@ -178,16 +178,19 @@ def test_every_trade_is_stored_as_the_venue_booked_it(reference: TradingWorker) 
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
-    where=st.sampled_from(["publish", "trade_save"]),
-    at=st.integers(min_value=1, max_value=600),
+    crash=st.one_of(
+        # the Nth publish call (about two per bar) or the Nth trade write (one per change)
+        st.tuples(st.just("publish"), st.integers(min_value=1, max_value=600)),
+        st.tuples(st.just("trade_save"), st.integers(min_value=1, max_value=100)),
+    )
 )
 def test_a_crash_anywhere_then_recovery_loses_and_repeats_nothing(
     market: MarketData,
     reference: TradingWorker,
     tmp_path_factory: pytest.TempPathFactory,
-    where: str,
-    at: int,
+    crash: tuple[str, int],
 ) -> None:
+    where, at = crash
     tmp = tmp_path_factory.mktemp("crash")
     stores = open_state_stores(None)
     trades = CrashingTrades(stores.trades)
