@@ -179,6 +179,7 @@ class TradingWorker:
         self._fill_bits = hashlib.blake2b(self.wid.encode(), digest_size=4).hexdigest()
         self._pending: dict[str, TradeRecord] = {}
         self._written: dict[str, TradeRecord] = {}
+        self._published: int | None = None
         self._synced_closed = 0
         self._enforced_activation = -1
         self._market_ts = 0
@@ -645,13 +646,21 @@ class TradingWorker:
         return Event(event_id, FILLS_TOPIC, self.clock.now_ns(), payload, self.wid)
 
     def _publish_fills(self) -> int:
+        """Publish the venue's fills the bus has not had; the count is kept with the venue.
+
+        Read from the journal once (at recovery), then kept in memory: written after every
+        publish, read only when this object starts.
+        """
         fills = self.venue.exchange.fills
-        done = int(self.venue.note(_PUBLISHED_NOTE))
+        if self._published is None:
+            self._published = int(self.venue.note(_PUBLISHED_NOTE))
+        done = self._published
         if done >= len(fills):
             return 0
         events = [self._fill_event(seq, fills[seq - 1]) for seq in range(done + 1, len(fills) + 1)]
         self.publisher.publish_batch(events)
         self.venue.set_note(_PUBLISHED_NOTE, len(fills))
+        self._published = len(fills)
         return len(events)
 
     def _publish_status(self, ts: int) -> None:
